@@ -1,0 +1,51 @@
+import { Kysely, PostgresDialect, type Transaction } from 'kysely';
+import pg from 'pg';
+import type { Logger } from '../observability/logger.ts';
+import type { Tables } from './tables.ts';
+
+/** Longest wait for a free pooled connection before a query fails. */
+export const POOL_ACQUIRE_TIMEOUT_MS = 10_000;
+/** Idle pooled connections are closed after this long. */
+export const POOL_IDLE_TIMEOUT_MS = 30_000;
+/** No single statement may run longer than this unless a caller raises it for its transaction. */
+export const STATEMENT_TIMEOUT_MS = 30_000;
+
+export type Db = Kysely<Tables>;
+export type Tx = Transaction<Tables>;
+
+export interface Database {
+  readonly pool: pg.Pool;
+  readonly db: Db;
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export function createDatabase(options: {
+  url: string;
+  poolSize: number;
+  log: Logger;
+  applicationName?: string;
+}): Database {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize,
+    connectionTimeoutMillis: POOL_ACQUIRE_TIMEOUT_MS,
+    idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    application_name: options.applicationName ?? 'keel',
+  });
+  // An idle client that loses its server (a restart, a failover) emits here; the pool replaces it.
+  pool.on('error', (error) => options.log.warn({ err: error }, 'idle postgres connection failed'));
+  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  let closing: Promise<void> | undefined;
+  return {
+    pool,
+    db,
+    transaction: (work) => db.transaction().execute(work),
+    close: () => {
+      closing ??= db.destroy();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,52 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import fp from 'fastify-plugin';
+import { ERROR_CATALOGUE, problemType } from './errors.ts';
+
+export const OPENAPI_VERSION = '3.1.0';
+
+export const API_DESCRIPTION = `Keel is the self-hosted production backend for web3 services.
+
+Every error is an RFC 9457 problem document (\`application/problem+json\`) whose \`code\` comes
+from one catalogue:
+
+${Object.entries(ERROR_CATALOGUE)
+  .map(
+    ([code, entry]) =>
+      `- \`${code}\` (${entry.status}): ${entry.title}. Type \`${problemType(code as never)}\`.`,
+  )
+  .join('\n')}
+
+Every response carries \`X-Request-Id\`; send your own (8-128 characters of \`A-Za-z0-9._:-\`) to
+correlate logs.`;
+
+/**
+ * OpenAPI 3.1 generated from the route schemas, served at /openapi.json, and an interactive
+ * reference at /docs. Registered before any route so that every route is collected.
+ */
+export const openapiPlugin = fp<{ version: string }>(async (app, options) => {
+  await app.register(swagger, {
+    openapi: {
+      openapi: OPENAPI_VERSION,
+      info: { title: 'Keel API', version: options.version, description: API_DESCRIPTION },
+      servers: [{ url: '/' }],
+      tags: [{ name: 'operations', description: 'Health, readiness and metrics.' }],
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API key (`keel_live_…`, `keel_test_…`) or a session token.',
+          },
+        },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { deepLinking: true, docExpansion: 'list', defaultModelsExpandDepth: 0 },
+    staticCSP: true,
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+});

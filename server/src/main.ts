@@ -1,0 +1,183 @@
+// The `keel` command. Only config and the logger are imported eagerly: tracing must start before
+// the HTTP, pg and Redis libraries load, so everything else is imported once it has.
+import { parseArgs } from 'node:util';
+import { type Config, ConfigError, loadConfig, redactConfig } from './config.ts';
+import { createLogger, type Logger } from './infra/observability/logger.ts';
+import { KEEL_VERSION } from './version.ts';
+
+const HELP = `keel ${KEEL_VERSION}: the self-hosted production backend for web3 services
+
+Usage:
+  keel start [--role all|api|worker]   Serve the API and run the workers (default role: all)
+  keel migrate                         Apply pending database migrations, then exit
+  keel config check                    Validate the environment and print the resolved config
+  keel --version                       Print the version
+  keel --help                          Print this help
+
+Configuration comes from environment variables (and a .env file): see docs/configuration.md.
+Without DATABASE_URL, Keel runs an embedded PostgreSQL with its data in KEEL_DATA_DIR.
+`;
+
+/** Exit codes: 0 success, 1 a runtime failure, 2 bad usage or configuration. */
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+function fail(message: string, code = EXIT_FAILURE): never {
+  process.stderr.write(`keel: ${message}\n`);
+  process.exit(code);
+}
+
+function readConfig(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message, EXIT_USAGE);
+    throw error;
+  }
+}
+
+/** Resolves the database: the configured URL, or an embedded server started for this process. */
+async function withDatabase(config: Config, log: Logger) {
+  if (config.database.url) return { config, stopDatabase: async () => {} };
+  const { startEmbeddedPostgres } = await import('./infra/db/embedded.ts');
+  const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, log });
+  return {
+    config: Object.freeze({ ...config, database: Object.freeze({ ...config.database, url: embedded.url }) }),
+    stopDatabase: () => embedded.stop(),
+  };
+}
+
+async function start(role: string) {
+  const { ROLES } = await import('./app.ts');
+  if (!(ROLES as readonly string[]).includes(role))
+    fail(`--role must be one of ${ROLES.join(', ')}`, EXIT_USAGE);
+  const baseConfig = readConfig();
+  const log = createLogger(baseConfig.log);
+  const { startTracing } = await import('./infra/observability/tracing.ts');
+  const tracing = await startTracing({
+    endpoint: baseConfig.otel.endpoint,
+    serviceName: 'keel',
+    serviceVersion: KEEL_VERSION,
+  });
+
+  let shuttingDown = false;
+  const cleanups: Array<() => Promise<void>> = [];
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(EXIT_FAILURE);
+    }
+    shuttingDown = true;
+    log.info({ signal }, 'shutting down');
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        log.error({ err: error }, 'shutdown step failed');
+      }
+    }
+    await tracing?.shutdown().catch(() => {});
+    log.info('stopped');
+    log.flush();
+    process.exit(0);
+  };
+  // Signals that arrive during start-up run the same ordered shutdown over what has started so far.
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  const startedAt = performance.now();
+  const { config, stopDatabase } = await withDatabase(baseConfig, log);
+  cleanups.push(stopDatabase);
+  const { createRuntime } = await import('./infra/runtime.ts');
+  const runtime = await createRuntime(config, { log });
+  cleanups.push(() => runtime.close());
+  if (config.database.migrateOnStart) {
+    const { migrate } = await import('./infra/db/migrate.ts');
+    await migrate(runtime.database.pool, log);
+  }
+  if (shuttingDown) return;
+
+  const { buildApp, systemJobs } = await import('./app.ts');
+  const app = await buildApp(config, { runtime, role: role as 'all' });
+  if (role !== 'api') {
+    const { startWorker } = await import('./infra/jobs/runner.ts');
+    const worker = await startWorker({ pool: runtime.database.pool, jobs: systemJobs(runtime), log });
+    cleanups.push(() => worker.stop());
+  }
+  cleanups.push(async () => {
+    // Stop accepting connections and let in-flight requests finish, up to the drain deadline.
+    const drained = app.close();
+    const deadline = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => resolve('timeout'), config.http.shutdownDrainMs).unref(),
+    );
+    if ((await Promise.race([drained, deadline])) === 'timeout') {
+      log.warn(
+        { drainMs: config.http.shutdownDrainMs },
+        'requests still in flight at the deadline: closing their connections',
+      );
+      app.server.closeAllConnections();
+      await drained;
+    }
+  });
+  const address = await app.listen({ port: config.http.port, host: config.http.host });
+  log.info(
+    { url: address, role, version: KEEL_VERSION, startMs: Math.round(performance.now() - startedAt) },
+    'keel listening',
+  );
+}
+
+async function migrateCommand() {
+  const baseConfig = readConfig();
+  const log = createLogger(baseConfig.log);
+  const { config, stopDatabase } = await withDatabase(baseConfig, log);
+  const { createDatabase } = await import('./infra/db/database.ts');
+  const { migrate } = await import('./infra/db/migrate.ts');
+  const database = createDatabase({ url: config.database.url!, poolSize: 2, log });
+  try {
+    const { applied } = await migrate(database.pool, log);
+    log.info(
+      { applied: applied.length },
+      applied.length > 0 ? 'migrations applied' : 'database is up to date',
+    );
+  } finally {
+    await database.close();
+    await stopDatabase();
+  }
+}
+
+async function main(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      role: { type: 'string', default: 'all' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  if (values.version) return void process.stdout.write(`${KEEL_VERSION}\n`);
+  const [command, subcommand] = positionals;
+  if (values.help || !command) return void process.stdout.write(HELP);
+  switch (command) {
+    case 'start':
+      return start(values.role ?? 'all');
+    case 'migrate':
+      return migrateCommand();
+    case 'config':
+      if (subcommand !== 'check')
+        fail(`unknown command "config ${subcommand ?? ''}"; try: keel config check`, EXIT_USAGE);
+      process.stdout.write(`${JSON.stringify(redactConfig(readConfig()), null, 2)}\n`);
+      return;
+    default:
+      fail(`unknown command "${command}"\n\n${HELP}`, EXIT_USAGE);
+  }
+}
+
+try {
+  await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof TypeError && (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    fail(`${error.message}\n\n${HELP}`, EXIT_USAGE);
+  }
+  fail((error as Error).stack ?? String(error));
+}
