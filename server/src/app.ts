@@ -1,8 +1,10 @@
+import fp from 'fastify-plugin';
 import type { Config } from './config.ts';
 import { idempotencyJobs, idempotencyPlugin } from './infra/http/idempotency.ts';
 import { openapiPlugin } from './infra/http/openapi.ts';
 import { type App, createPipeline } from './infra/http/pipeline.ts';
 import type { JobDefinition } from './infra/jobs/runner.ts';
+import type { KeelModule } from './infra/module.ts';
 import { createRuntime, type Runtime, type RuntimeOverrides } from './infra/runtime.ts';
 import { operationsRoutes } from './platform/operations/routes.ts';
 import { KEEL_VERSION } from './version.ts';
@@ -18,6 +20,21 @@ export interface BuildAppOptions extends RuntimeOverrides {
 }
 
 /**
+ * Every platform feature and domain module, built in dependency order: a module receives the
+ * services of the modules it needs as plain arguments. Memoised per runtime, so the HTTP app
+ * and the workers of one process share one set of services.
+ */
+const assembled = new WeakMap<Runtime, readonly KeelModule[]>();
+
+export function assembleModules(runtime: Runtime): readonly KeelModule[] {
+  const existing = assembled.get(runtime);
+  if (existing) return existing;
+  const modules: KeelModule[] = [{ name: 'idempotency', jobs: idempotencyJobs(runtime) }];
+  assembled.set(runtime, modules);
+  return modules;
+}
+
+/**
  * The composition root: builds a ready Fastify app for `config` and never listens. Tests call
  * `app.inject()`; main.ts calls `app.listen()`.
  */
@@ -30,15 +47,25 @@ export async function buildApp(config: Config, options: BuildAppOptions = {}): P
   await app.register(async (scope) => operationsRoutes(scope as App, runtime));
   if (role !== 'worker') {
     await app.register(idempotencyPlugin, { runtime });
+    for (const module of assembleModules(runtime)) {
+      if (module.hooks)
+        await app.register(fp(async (root) => module.hooks!(root as App), { name: `${module.name}-hooks` }));
+    }
+    for (const module of assembleModules(runtime)) {
+      if (module.routes) await app.register(async (scope) => module.routes!(scope as App));
+    }
   }
-  if (!options.runtime) app.addHook('onClose', () => runtime.close());
+  app.addHook('onClose', async () => {
+    for (const module of assembleModules(runtime)) await module.close?.();
+    if (!options.runtime) await runtime.close();
+  });
   await app.ready();
   return app;
 }
 
 /** Every background job of every module, for the worker role. */
 export function systemJobs(runtime: Runtime): JobDefinition[] {
-  return [...idempotencyJobs(runtime)];
+  return assembleModules(runtime).flatMap((module) => module.jobs ?? []);
 }
 
 declare module 'fastify' {
