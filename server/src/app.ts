@@ -6,6 +6,7 @@ import { type App, createPipeline } from './infra/http/pipeline.ts';
 import type { JobDefinition } from './infra/jobs/runner.ts';
 import type { KeelModule } from './infra/module.ts';
 import { createRuntime, type Runtime, type RuntimeOverrides } from './infra/runtime.ts';
+import { allEventDefinitions, createEventsModule } from './platform/events/index.ts';
 import { operationsRoutes } from './platform/operations/routes.ts';
 import { KEEL_VERSION } from './version.ts';
 
@@ -29,7 +30,8 @@ const assembled = new WeakMap<Runtime, readonly KeelModule[]>();
 export function assembleModules(runtime: Runtime): readonly KeelModule[] {
   const existing = assembled.get(runtime);
   if (existing) return existing;
-  const modules: KeelModule[] = [{ name: 'idempotency', jobs: idempotencyJobs(runtime) }];
+  const events = createEventsModule(runtime);
+  const modules: KeelModule[] = [{ name: 'idempotency', jobs: idempotencyJobs(runtime) }, events];
   assembled.set(runtime, modules);
   return modules;
 }
@@ -43,7 +45,7 @@ export async function buildApp(config: Config, options: BuildAppOptions = {}): P
   const role = options.role ?? 'all';
   const app = createPipeline(config, runtime);
   app.decorate('runtime', runtime);
-  await app.register(openapiPlugin, { version: KEEL_VERSION });
+  await app.register(openapiPlugin, { version: KEEL_VERSION, webhooks: eventWebhooks });
   await app.register(async (scope) => operationsRoutes(scope as App, runtime));
   if (role !== 'worker') {
     await app.register(idempotencyPlugin, { runtime });
@@ -61,6 +63,41 @@ export async function buildApp(config: Config, options: BuildAppOptions = {}): P
   });
   await app.ready();
   return app;
+}
+
+/** The OpenAPI `webhooks` section: one entry per event type in the catalogue. */
+function eventWebhooks(): Record<string, unknown> {
+  const webhooks: Record<string, unknown> = {};
+  for (const event of allEventDefinitions()) {
+    webhooks[event.type] = {
+      post: {
+        operationId: `webhook_${event.type.replaceAll('.', '_')}`,
+        summary: event.description,
+        description: `Event \`${event.type}\`, payload version ${event.version}. Delivered as the \`data\` member of the webhook body.`,
+        tags: ['events'],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['id', 'type', 'version', 'createdAt', 'data'],
+                properties: {
+                  id: { type: 'string' },
+                  type: { const: event.type },
+                  version: { const: event.version },
+                  createdAt: { type: 'string', format: 'date-time' },
+                  data: event.payload,
+                },
+              },
+            },
+          },
+        },
+        responses: { '2XX': { description: 'Any 2xx acknowledges the delivery.' } },
+      },
+    };
+  }
+  return webhooks;
 }
 
 /** Every background job of every module, for the worker role. */

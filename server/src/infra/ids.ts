@@ -5,7 +5,7 @@ import { TypeID, typeid } from 'typeid-js';
  * base32, so they sort by creation time (`org_01jd7x8m3q9f2k5v6w7y8z9a0b`). The prefix list
  * is the single place a new kind of id is declared.
  */
-export const ID_PREFIXES = ['req', 'org', 'usr', 'key', 'job'] as const;
+export const ID_PREFIXES = ['req', 'org', 'usr', 'key', 'job', 'evt'] as const;
 export type IdPrefix = (typeof ID_PREFIXES)[number] | (string & {});
 
 export type IdGenerator = (prefix: IdPrefix) => string;

@@ -1,3 +1,5 @@
+import { KeelError } from './errors.ts';
+
 /**
  * The contract between the access platform, which authenticates requests, and every route,
  * which declares what it needs. The access plugin resolves `request.principal` (and
@@ -27,4 +29,14 @@ declare module 'fastify' {
     /** The permission a caller needs. Absent: the route is public (still rate limited per IP). */
     permission?: Permission;
   }
+}
+
+/**
+ * The org an org-scoped handler acts for. Routes with a `permission` are authenticated by the
+ * access hooks before the handler runs; this check makes a handler refuse to run unscoped even
+ * if a route were registered without them.
+ */
+export function requireOrgId(request: { orgId: string | undefined }): string {
+  if (!request.orgId) throw new KeelError('UNAUTHENTICATED', 'This route needs an API key or a session');
+  return request.orgId;
 }

@@ -24,29 +24,43 @@ correlate logs.`;
  * OpenAPI 3.1 generated from the route schemas, served at /openapi.json, and an interactive
  * reference at /docs. Registered before any route so that every route is collected.
  */
-export const openapiPlugin = fp<{ version: string }>(async (app, options) => {
-  await app.register(swagger, {
-    openapi: {
-      openapi: OPENAPI_VERSION,
-      info: { title: 'Keel API', version: options.version, description: API_DESCRIPTION },
-      servers: [{ url: '/' }],
-      tags: [{ name: 'operations', description: 'Health, readiness and metrics.' }],
-      components: {
-        securitySchemes: {
-          bearer: {
-            type: 'http',
-            scheme: 'bearer',
-            description: 'An API key (`keel_live_…`, `keel_test_…`) or a session token.',
+export const openapiPlugin = fp<{ version: string; webhooks?: () => Record<string, unknown> }>(
+  async (app, options) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: OPENAPI_VERSION,
+        info: { title: 'Keel API', version: options.version, description: API_DESCRIPTION },
+        servers: [{ url: '/' }],
+        tags: [
+          { name: 'operations', description: 'Health, readiness and metrics.' },
+          {
+            name: 'events',
+            description: 'The ordered stream of what happened in an org; also delivered as webhooks.',
+          },
+        ],
+        components: {
+          securitySchemes: {
+            bearer: {
+              type: 'http',
+              scheme: 'bearer',
+              description: 'An API key (`keel_live_…`, `keel_test_…`) or a session token.',
+            },
           },
         },
       },
-    },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
-  });
-  await app.register(swaggerUi, {
-    routePrefix: '/docs',
-    uiConfig: { deepLinking: true, docExpansion: 'list', defaultModelsExpandDepth: 0 },
-    staticCSP: true,
-  });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-});
+      // Webhooks are read when the document is generated, so events declared later are included.
+      transformObject: (documentObject) => {
+        const document =
+          'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject;
+        return { ...document, webhooks: options.webhooks?.() ?? {} } as never;
+      },
+      refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    });
+    await app.register(swaggerUi, {
+      routePrefix: '/docs',
+      uiConfig: { deepLinking: true, docExpansion: 'list', defaultModelsExpandDepth: 0 },
+      staticCSP: true,
+    });
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  },
+);

@@ -1,0 +1,29 @@
+import type { JobDefinition } from '../../infra/jobs/runner.ts';
+import type { KeelModule } from '../../infra/module.ts';
+import type { Runtime } from '../../infra/runtime.ts';
+import { eventsRoutes } from './routes.ts';
+import { createEventsService, type EventsService } from './service.ts';
+
+export { allEventDefinitions, defineEvent, type EventDefinition, type EventPayload } from './catalogue.ts';
+export { decodeCursor, type Event, type EventsService, encodeCursor, type NewEvent } from './service.ts';
+
+export const EVENTS_PRUNE_JOB = 'events.prune-expired';
+
+export function createEventsModule(runtime: Runtime): KeelModule & { service: EventsService } {
+  const service = createEventsService({
+    db: runtime.database.db,
+    clock: runtime.clock,
+    newId: runtime.newId,
+  });
+  const jobs: JobDefinition[] = [
+    {
+      name: EVENTS_PRUNE_JOB,
+      cron: '17 * * * *',
+      handler: async (_payload, context) => {
+        const deleted = await service.pruneExpired();
+        if (deleted > 0) context.log.info({ deleted }, 'pruned expired events');
+      },
+    },
+  ];
+  return { name: 'events', service, routes: eventsRoutes(service), jobs };
+}

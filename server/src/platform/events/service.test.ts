@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Type } from 'typebox';
+import { createTestDatabase, type TestDatabase } from '../../../test/harness.ts';
+import { manualClock } from '../../infra/clock.ts';
+import { createDatabase, type Database } from '../../infra/db/database.ts';
+import { newId } from '../../infra/ids.ts';
+import { createLogger } from '../../infra/observability/logger.ts';
+import { defineEvent } from './catalogue.ts';
+import { createEventsService, EVENT_RETENTION_MS, type EventsService } from './service.ts';
+
+const log = createLogger({ level: 'silent', pretty: false });
+defineEvent({
+  type: 'test.happened',
+  version: 2,
+  description: 'A test event.',
+  payload: Type.Object({ n: Type.Integer() }, { additionalProperties: false }),
+});
+
+describe('events outbox', () => {
+  let testDb: TestDatabase;
+  let database: Database;
+  let events: EventsService;
+  const clock = manualClock('2026-11-21T00:00:00Z');
+  before(async () => {
+    testDb = await createTestDatabase();
+    database = createDatabase({ url: testDb.url, poolSize: 6, log });
+    events = createEventsService({ db: database.db, clock, newId });
+  });
+  after(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  test('an event exists exactly when its transaction commits', async () => {
+    const orgId = newId('org');
+    await database.transaction((tx) =>
+      events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 1 } }]),
+    );
+    await assert.rejects(
+      database.transaction(async (tx) => {
+        await events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 2 } }]);
+        throw new Error('the change failed');
+      }),
+    );
+    const listed = await events.list(orgId, { limit: 10 });
+    assert.deepEqual(
+      listed.map((event) => [event.type, event.version, event.payload]),
+      [['test.happened', 2, { n: 1 }]],
+    );
+    assert.match(listed[0]!.id, /^evt_/);
+    assert.deepEqual(await events.get(orgId, listed[0]!.id), listed[0]);
+  });
+
+  test('an unknown type or an invalid payload is refused before anything is written', async () => {
+    const orgId = newId('org');
+    await assert.rejects(
+      database.transaction((tx) => events.emit(tx, orgId, [{ type: 'nobody.declared', payload: {} }])),
+      /not in the catalogue/,
+    );
+    await assert.rejects(
+      database.transaction((tx) =>
+        events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 'one' } }]),
+      ),
+      /payload is invalid/,
+    );
+    assert.equal((await events.list(orgId, { limit: 10 })).length, 0);
+  });
+
+  test('events are scoped to their org', async () => {
+    const a = newId('org');
+    const b = newId('org');
+    await database.transaction((tx) => events.emit(tx, a, [{ type: 'test.happened', payload: { n: 1 } }]));
+    const [event] = await events.list(a, { limit: 1 });
+    assert.equal((await events.list(b, { limit: 10 })).length, 0);
+    assert.equal(await events.get(b, event!.id), undefined);
+  });
+
+  test('a reader never skips an event that commits after a later one', async () => {
+    const orgId = newId('org');
+    // 1. Transaction A writes first (lower position) but stays open.
+    const clientA = await database.pool.connect();
+    await clientA.query('begin');
+    await clientA.query(
+      `insert into events (org_id, id, type, version, payload) values ($1, $2, 'test.happened', 2, '{"n":1}')`,
+      [orgId, newId('evt')],
+    );
+    // 2. Transaction B writes later and commits.
+    await database.transaction((tx) =>
+      events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 2 } }]),
+    );
+    // 3. While A is open, a reader sees nothing yet: not B, since A might still commit before it.
+    assert.deepEqual(await events.list(orgId, { limit: 10 }), []);
+    // 4. A commits: the reader sees A then B, and a cursor taken now misses neither.
+    await clientA.query('commit');
+    clientA.release();
+    const listed = await events.list(orgId, { limit: 10 });
+    assert.deepEqual(
+      listed.map((event) => (event.payload as { n: number }).n),
+      [1, 2],
+    );
+    assert.deepEqual(await events.list(orgId, { after: listed[1]!.cursor, limit: 10 }), []);
+    assert.deepEqual(
+      (await events.list(orgId, { after: listed[0]!.cursor, limit: 10 })).map((e) => e.id),
+      [listed[1]!.id],
+    );
+  });
+
+  test('concurrent writers produce one gap-free order for every reader', async () => {
+    const orgId = newId('org');
+    const writers = 6;
+    const perWriter = 20;
+    await Promise.all(
+      Array.from({ length: writers }, (_, w) =>
+        (async () => {
+          for (let i = 0; i < perWriter; i++) {
+            await database.transaction((tx) =>
+              events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: w * 1000 + i } }]),
+            );
+          }
+        })(),
+      ),
+    );
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await events.list(orgId, { after: cursor, limit: 7 });
+      if (page.length === 0) break;
+      seen.push(...page.map((event) => event.id));
+      cursor = page.at(-1)!.cursor;
+    }
+    assert.equal(seen.length, writers * perWriter);
+    assert.equal(new Set(seen).size, seen.length);
+    // Each writer's own events appear in the order it wrote them.
+    const all = await events.list(orgId, { limit: 1000 });
+    for (let w = 0; w < writers; w++) {
+      const mine = all.map((e) => (e.payload as { n: number }).n).filter((n) => Math.floor(n / 1000) === w);
+      assert.deepEqual(
+        mine,
+        [...mine].sort((x, y) => x - y),
+      );
+    }
+  });
+
+  test('a malformed cursor is refused', async () => {
+    await assert.rejects(events.list(newId('org'), { after: 'bm9wZQ', limit: 1 }), /cursor is not valid/);
+  });
+
+  test('events older than the retention window are pruned', async () => {
+    const orgId = newId('org');
+    await database.transaction((tx) =>
+      events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 1 } }]),
+    );
+    clock.advance(EVENT_RETENTION_MS / 2);
+    await database.transaction((tx) =>
+      events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 2 } }]),
+    );
+    clock.advance(EVENT_RETENTION_MS / 2 + 1000);
+    assert.ok((await events.pruneExpired()) >= 1);
+    assert.deepEqual(
+      (await events.list(orgId, { limit: 10 })).map((e) => (e.payload as { n: number }).n),
+      [2],
+    );
+  });
+});
