@@ -6,8 +6,20 @@ import { type App, createPipeline } from './infra/http/pipeline.ts';
 import type { JobDefinition } from './infra/jobs/runner.ts';
 import type { KeelModule } from './infra/module.ts';
 import { createRuntime, type Runtime, type RuntimeOverrides } from './infra/runtime.ts';
+import { createIdentityAttestationsModule } from './modules/identity/attestations/index.ts';
+import { createIdentityModule } from './modules/identity/index.ts';
+import { createIdentityWalletsModule } from './modules/identity/wallets/index.ts';
+import { createLedgerModule } from './modules/ledger/index.ts';
+import { createEmailFlowsModule } from './platform/access/email-flows/index.ts';
+import { createAccessModule } from './platform/access/index.ts';
+import { createSsoModule } from './platform/access/sso/index.ts';
+import { createTwoFactorModule } from './platform/access/two-factor/index.ts';
+import { createWalletModule } from './platform/access/wallet/index.ts';
+import { createAuditModule } from './platform/audit/index.ts';
 import { allEventDefinitions, createEventsModule } from './platform/events/index.ts';
+import { createMeteringModule } from './platform/metering/index.ts';
 import { operationsRoutes } from './platform/operations/routes.ts';
+import { createWebhooksModule } from './platform/webhooks/index.ts';
 import { KEEL_VERSION } from './version.ts';
 
 /** `all` serves the API and runs the workers; `api` and `worker` split them across replicas. */
@@ -31,7 +43,39 @@ export function assembleModules(runtime: Runtime): readonly KeelModule[] {
   const existing = assembled.get(runtime);
   if (existing) return existing;
   const events = createEventsModule(runtime);
-  const modules: KeelModule[] = [{ name: 'idempotency', jobs: idempotencyJobs(runtime) }, events];
+  // Built before access, so that access can record its security events through audit.service.
+  const audit = createAuditModule(runtime);
+  // Access comes first: its hooks authenticate, rate-limit and authorize every other module's routes.
+  const access = createAccessModule(runtime, { events: events.service, mailer: runtime.mailer });
+  const webhooks = createWebhooksModule(runtime, { events: events.service });
+  const modules: KeelModule[] = [
+    access,
+    createTwoFactorModule(runtime, { access: access.service }),
+    createEmailFlowsModule(runtime, { access: access.service }),
+    createWalletModule(runtime, { access: access.service }),
+    createSsoModule(runtime, { access: access.service }),
+    { name: 'idempotency', jobs: idempotencyJobs(runtime) },
+    events,
+    audit,
+    webhooks,
+  ];
+  modules.push(createMeteringModule(runtime, { events: events.service }));
+  modules.push(createLedgerModule(runtime, { events: events.service }));
+  // Wallet linking needs `subjects`, and subjects read linked wallets through its directory: a
+  // function read at call time, after both exist.
+  const identity = createIdentityModule(runtime, {
+    events: events.service,
+    wallets: () => identityWallets.directory,
+  });
+  modules.push(identity);
+  const identityWallets = createIdentityWalletsModule(runtime, {
+    events: events.service,
+    subjects: identity.subjects,
+  });
+  modules.push(identityWallets);
+  modules.push(
+    createIdentityAttestationsModule(runtime, { events: events.service, verdicts: identity.verifications }),
+  );
   assembled.set(runtime, modules);
   return modules;
 }

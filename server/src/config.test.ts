@@ -102,6 +102,40 @@ describe('config', () => {
     assert.match(printed, /db:5432/);
   });
 
+  test('mail, public URL and chain RPC variables are parsed and checked', () => {
+    const defaults = loadConfig({ PORT: '9001' });
+    assert.equal(defaults.http.publicUrl, 'http://localhost:9001');
+    assert.equal(defaults.mail.smtpUrl, undefined);
+    assert.equal(defaults.mail.from, 'Keel <keel@localhost>');
+    assert.deepEqual(defaults.chains.rpcUrls, []);
+    const config = loadConfig({
+      PUBLIC_URL: 'https://keel.example.com/',
+      SMTP_URL: 'smtps://mailer:pw@smtp.example.com:465',
+      MAIL_FROM: 'Acme <no-reply@acme.example>',
+      CHAIN_RPC_URLS: '1=https://eth.example.com/v2/KEY, 8453=http://127.0.0.1:8545',
+    });
+    assert.equal(config.http.publicUrl, 'https://keel.example.com');
+    assert.equal(config.mail.smtpUrl, 'smtps://mailer:pw@smtp.example.com:465');
+    assert.deepEqual(config.chains.rpcUrls, [
+      { chainId: 1, url: 'https://eth.example.com/v2/KEY' },
+      { chainId: 8453, url: 'http://127.0.0.1:8545' },
+    ]);
+    const printed = JSON.stringify(redactConfig(config));
+    assert.ok(
+      !printed.includes(':pw@') && !printed.includes('KEY'),
+      'SMTP password and RPC paths are hidden',
+    );
+    for (const [name, value, message] of [
+      ['SMTP_URL', 'http://smtp.example.com', /SMTP_URL must use smtp: or smtps:/],
+      ['MAIL_FROM', 'not an address', /MAIL_FROM must be an address/],
+      ['PUBLIC_URL', 'ftp://keel.example.com', /PUBLIC_URL must use http: or https:/],
+      ['CHAIN_RPC_URLS', 'mainnet=https://x.example', /CHAIN_RPC_URLS .* must look like <chain id>=/],
+      ['CHAIN_RPC_URLS', '1=https://a.example,1=https://b.example', /chain 1 is listed twice/],
+    ] as const) {
+      assert.throws(() => loadConfig({ [name]: value }), message);
+    }
+  });
+
   test('.env.example and docs/configuration.md list every variable', () => {
     const root = path.resolve(import.meta.dirname, '../..');
     const example = readFileSync(path.join(root, '.env.example'), 'utf8');

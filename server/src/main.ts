@@ -11,6 +11,9 @@ Usage:
   keel start [--role all|api|worker]   Serve the API and run the workers (default role: all)
   keel migrate                         Apply pending database migrations, then exit
   keel config check                    Validate the environment and print the resolved config
+  keel audit verify [--org <orgId>]    Verify the audit log's hash chains; exit 1 if one is broken
+  keel contracts deploy --chain <id>   Deploy Keel's contracts (the attestation registry) on an EVM
+                                       chain of CHAIN_RPC_URLS, paid by KEEL_DEPLOYER_PRIVATE_KEY
   keel --version                       Print the version
   keel --help                          Print this help
 
@@ -97,12 +100,17 @@ async function start(role: string) {
   }
   if (shuttingDown) return;
 
-  const { buildApp, systemJobs } = await import('./app.ts');
+  const { assembleModules, buildApp, systemJobs } = await import('./app.ts');
   const app = await buildApp(config, { runtime, role: role as 'all' });
   if (role !== 'api') {
     const { startWorker } = await import('./infra/jobs/runner.ts');
     const worker = await startWorker({ pool: runtime.database.pool, jobs: systemJobs(runtime), log });
     cleanups.push(() => worker.stop());
+    for (const module of assembleModules(runtime)) {
+      if (!module.background) continue;
+      await module.background.start();
+      cleanups.push(() => module.background!.stop());
+    }
   }
   cleanups.push(async () => {
     // Stop accepting connections and let in-flight requests finish, up to the drain deadline.
@@ -145,12 +153,104 @@ async function migrateCommand() {
   }
 }
 
+/** Verifies each org's audit chain (or one org's), prints one line per org, and fails if any is broken. */
+async function auditVerifyCommand(orgId: string | undefined) {
+  const baseConfig = readConfig();
+  const log = createLogger(baseConfig.log);
+  const { config, stopDatabase } = await withDatabase(baseConfig, log);
+  const { createDatabase } = await import('./infra/db/database.ts');
+  const { systemClock } = await import('./infra/clock.ts');
+  const { newId } = await import('./infra/ids.ts');
+  const { createAuditService } = await import('./platform/audit/index.ts');
+  const database = createDatabase({ url: config.database.url!, poolSize: 2, log });
+  // Verification reads the public keys only: no master key is needed.
+  const audit = createAuditService({ database, clock: systemClock, newId, log });
+  let checked = 0;
+  let broken = 0;
+  let missingTables = false;
+  try {
+    for await (const org of orgId ? [orgId] : audit.listChainOrgs()) {
+      const result = await audit.verify(org);
+      checked++;
+      if (result.valid) {
+        const range =
+          result.firstSeq === null
+            ? 'no entries'
+            : `${result.checkedEntries} entries (seq ${result.firstSeq}-${result.lastSeq})`;
+        process.stdout.write(`${org} ok: ${range}, ${result.checkpointsChecked} checkpoints checked\n`);
+      } else {
+        broken++;
+        process.stdout.write(
+          `${org} BROKEN at seq ${result.firstBrokenSeq} (${result.reason}): ${result.detail}\n`,
+        );
+      }
+    }
+    process.stdout.write(`${checked} audit chain${checked === 1 ? '' : 's'} verified, ${broken} broken\n`);
+  } catch (error) {
+    if ((error as { code?: string }).code !== '42P01') throw error; // 42P01: undefined_table
+    missingTables = true;
+  } finally {
+    await database.close();
+    await stopDatabase();
+  }
+  if (missingTables) fail('the audit tables do not exist: run `keel migrate` first');
+  if (broken > 0) process.exitCode = EXIT_FAILURE;
+}
+
+/**
+ * Deploys Keel's contracts on one chain of CHAIN_RPC_URLS with the deployer key, records their
+ * addresses (the attestation module reads them from there) and prints one line per contract.
+ */
+async function contractsDeployCommand(chain: string | undefined) {
+  if (!chain || !/^\d{1,15}$/.test(chain) || Number(chain) === 0) {
+    fail('--chain <id> is required: the EVM chain id to deploy on, e.g. --chain 8453', EXIT_USAGE);
+  }
+  const chainId = Number(chain);
+  const baseConfig = readConfig();
+  const rpcUrl = baseConfig.chains.rpcUrls.find((entry) => entry.chainId === chainId)?.url;
+  if (!rpcUrl) fail(`chain ${chainId} has no RPC URL: add ${chainId}=<url> to CHAIN_RPC_URLS`, EXIT_USAGE);
+  const deployerPrivateKey = baseConfig.contracts.deployerPrivateKey;
+  if (!deployerPrivateKey)
+    fail('KEEL_DEPLOYER_PRIVATE_KEY is not set: the deployment needs a funded key', EXIT_USAGE);
+  const log = createLogger(baseConfig.log);
+  const { config, stopDatabase } = await withDatabase(baseConfig, log);
+  const { createDatabase } = await import('./infra/db/database.ts');
+  const { systemClock } = await import('./infra/clock.ts');
+  const { deployContracts } = await import('./modules/identity/attestations/deploy.ts');
+  const database = createDatabase({ url: config.database.url!, poolSize: 2, log });
+  let missingTables = false;
+  try {
+    const deployments = await deployContracts({
+      db: database.db,
+      clock: systemClock,
+      chainId,
+      rpcUrl,
+      deployerPrivateKey,
+    });
+    for (const deployment of deployments) {
+      process.stdout.write(
+        `${deployment.name} ${deployment.deployed ? 'deployed' : 'already deployed'} on chain ${chainId} ` +
+          `at ${deployment.address} (transaction ${deployment.txHash})\n`,
+      );
+    }
+  } catch (error) {
+    if ((error as { code?: string }).code !== '42P01') throw error; // 42P01: undefined_table
+    missingTables = true;
+  } finally {
+    await database.close();
+    await stopDatabase();
+  }
+  if (missingTables) fail('the chain_contracts table does not exist: run `keel migrate` first');
+}
+
 async function main(argv: string[]) {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
       role: { type: 'string', default: 'all' },
+      org: { type: 'string' },
+      chain: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -168,6 +268,17 @@ async function main(argv: string[]) {
         fail(`unknown command "config ${subcommand ?? ''}"; try: keel config check`, EXIT_USAGE);
       process.stdout.write(`${JSON.stringify(redactConfig(readConfig()), null, 2)}\n`);
       return;
+    case 'audit':
+      if (subcommand !== 'verify')
+        fail(`unknown command "audit ${subcommand ?? ''}"; try: keel audit verify`, EXIT_USAGE);
+      return auditVerifyCommand(values.org);
+    case 'contracts':
+      if (subcommand !== 'deploy')
+        fail(
+          `unknown command "contracts ${subcommand ?? ''}"; try: keel contracts deploy --chain <id>`,
+          EXIT_USAGE,
+        );
+      return contractsDeployCommand(values.chain);
     default:
       fail(`unknown command "${command}"\n\n${HELP}`, EXIT_USAGE);
   }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import { type Config, configWith } from '../src/config.ts';
@@ -78,6 +78,10 @@ export function testConfig(database: TestDatabase, overrides: ConfigOverrides = 
       ...overrides.log,
     },
     dataDir: overrides.dataDir ?? '/nonexistent-keel-data-dir',
+    // One key per run, so app instances of one test that share a database share it too.
+    masterKey:
+      overrides.masterKey ??
+      createHash('sha256').update(`keel-test-${process.env[RUN_ID_ENV]}`).digest('hex'),
   });
 }
 

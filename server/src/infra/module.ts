@@ -18,6 +18,11 @@ export interface KeelModule {
   readonly routes?: (app: App) => Promise<void>;
   /** Background and scheduled jobs. Run by the `all` and `worker` roles. */
   readonly jobs?: readonly JobDefinition[];
+  /**
+   * A long-running loop (a dispatcher, a poller) for the `all` and `worker` roles: started after
+   * the job worker, stopped before it. It must be safe to run in any number of processes.
+   */
+  readonly background?: { start(): Promise<void>; stop(): Promise<void> };
   /** Called once when the process shuts down, after HTTP has drained. */
   readonly close?: () => Promise<void>;
 }

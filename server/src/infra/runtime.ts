@@ -1,8 +1,11 @@
 import type { Config } from '../config.ts';
+import { type ChainRegistry, createChainRegistry } from './chains/index.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { createDatabase, type Database } from './db/database.ts';
 import { type IdGenerator, newId } from './ids.ts';
 import { createJobQueue, type JobQueue } from './jobs/runner.ts';
+import { createSecretBox, resolveMasterKey, type SecretBox } from './keystore/secret-box.ts';
+import { createMailer, type Mailer } from './mail/index.ts';
 import { createErrorReporter, type ErrorReporter } from './observability/error-reporter.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
@@ -22,6 +25,12 @@ export interface Runtime {
   readonly metrics: Metrics;
   readonly errorReporter: ErrorReporter;
   readonly jobs: JobQueue;
+  /** Outgoing mail: SMTP when SMTP_URL is set, else written to the log (see infra/mail). */
+  readonly mailer: Mailer;
+  /** A viem public client per configured EVM chain id (CHAIN_RPC_URLS). */
+  readonly chains: ChainRegistry;
+  /** Seals secrets Keel must read back (webhook secrets, signing keys) under the master key. */
+  readonly secretBox: SecretBox;
   close(): Promise<void>;
 }
 
@@ -29,6 +38,8 @@ export interface RuntimeOverrides {
   readonly log?: Logger;
   readonly clock?: Clock;
   readonly newId?: IdGenerator;
+  readonly mailer?: Mailer;
+  readonly chains?: ChainRegistry;
 }
 
 export async function createRuntime(config: Config, overrides: RuntimeOverrides = {}): Promise<Runtime> {
@@ -53,6 +64,9 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     metrics,
     errorReporter,
     jobs: createJobQueue(database.db),
+    mailer: overrides.mailer ?? createMailer(config.mail, log),
+    chains: overrides.chains ?? createChainRegistry(config.chains.rpcUrls),
+    secretBox: createSecretBox(resolveMasterKey(config, log)),
     close() {
       closing ??= (async () => {
         await Promise.allSettled([database.close(), kv.close(), errorReporter.flush()]);

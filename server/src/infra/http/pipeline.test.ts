@@ -50,6 +50,65 @@ async function pipelineWithRoutes(overrides: Parameters<typeof configWith>[0] = 
   return app;
 }
 
+describe('request logging', () => {
+  test('writes one line per request with route, status, duration and request id, and no credentials', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const destination = {
+      write: (line: string) => {
+        lines.push(JSON.parse(line));
+      },
+    };
+    const config = configWith({ log: { level: 'info', pretty: false } });
+    const app = createPipeline(config, {
+      log: createLogger({ level: 'info', pretty: false, destination }),
+      metrics: createMetrics(),
+      errorReporter: reporter,
+    });
+    app.get('/things/:id', async (request) => {
+      request.orgId = 'org_test';
+      return { ok: true };
+    });
+    await app.ready();
+    await app.inject({
+      method: 'GET',
+      url: '/things/42?x=1',
+      headers: {
+        authorization: 'Bearer keel_live_secret',
+        cookie: 'keel_session=secret',
+        'x-request-id': 'trace-0001',
+      },
+    });
+    await app.close();
+    const requestLines = lines.filter((line) => line.msg === 'request');
+    assert.equal(requestLines.length, 1);
+    const [line] = requestLines;
+    assert.equal(line!.requestId, 'trace-0001');
+    assert.equal(line!.route, '/things/:id');
+    assert.equal(line!.url, '/things/42?x=1');
+    assert.equal(line!.status, 200);
+    assert.equal(line!.method, 'GET');
+    assert.equal(line!.orgId, 'org_test');
+    assert.equal(typeof line!.durationMs, 'number');
+    assert.equal(line!.level, 'info');
+    assert.doesNotMatch(JSON.stringify(lines), /keel_live_secret|keel_session=secret/);
+  });
+
+  test('redacts secrets that code logs by accident', () => {
+    const lines: string[] = [];
+    const log = createLogger({
+      level: 'info',
+      pretty: false,
+      destination: { write: (line: string) => void lines.push(line) },
+    });
+    log.info(
+      { password: 'hunter2', user: { apiKey: 'keel_live_x' }, headers: { authorization: 'Bearer y' } },
+      'oops',
+    );
+    assert.doesNotMatch(lines.join(''), /hunter2|keel_live_x|Bearer y/);
+    assert.match(lines.join(''), /\[redacted\]/);
+  });
+});
+
 describe('HTTP pipeline', () => {
   let app: App;
   before(async () => {

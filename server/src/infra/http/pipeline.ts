@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { trace } from '@opentelemetry/api';
 import Fastify, {
@@ -9,6 +8,8 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import FindMyWay from 'find-my-way';
+import helmet from 'helmet';
+import pino from 'pino';
 import type { Config } from '../../config.ts';
 import { newId } from '../ids.ts';
 import type { ErrorReporter } from '../observability/error-reporter.ts';
@@ -33,6 +34,86 @@ export const CORS_PREFLIGHT_MAX_AGE_SECONDS = 600;
 const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 const METHODS_CHECKED_FOR_405 = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
+/**
+ * The security headers of every response, computed once by running helmet against a recording
+ * response: helmet stays the source of truth for the header values, and no request pays for
+ * building them again.
+ */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = (() => {
+  const headers: Record<string, string> = {};
+  const recorder = {
+    setHeader: (name: string, value: unknown) => {
+      headers[name.toLowerCase()] = String(value);
+    },
+    removeHeader: (name: string) => {
+      delete headers[name.toLowerCase()];
+    },
+  };
+  helmet({
+    hsts: { maxAge: HSTS_MAX_AGE_SECONDS, includeSubDomains: true },
+    frameguard: { action: 'deny' },
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+        imgSrc: ["'self'", 'data:'],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        scriptSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+      },
+    },
+  })({} as never, recorder as never, () => {});
+  return Object.freeze(headers);
+})();
+
+/**
+ * The logger of the one line per request: it writes to the same stream as the main logger but
+ * without its redaction pass, since the line is built here from fields that hold no secret.
+ */
+function accessLogger(log: Logger): Logger {
+  return pino(
+    {
+      name: log.bindings().name ?? 'keel',
+      level: log.level,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    (log as unknown as Record<symbol, pino.DestinationStream>)[pino.symbols.streamSym],
+  );
+}
+
+type LogMethod = (...args: unknown[]) => void;
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+/** A request logger that creates its pino child only when something logs through it. */
+function lazyChildLogger(
+  parent: FastifyBaseLogger,
+  bindings: Record<string, unknown>,
+  options: object,
+): FastifyBaseLogger {
+  let real: FastifyBaseLogger | undefined;
+  const resolve = () => {
+    real ??= parent.child(bindings, options);
+    return real;
+  };
+  const lazy: Record<string, unknown> = {
+    child: (childBindings: Record<string, unknown>, childOptions?: object) =>
+      resolve().child(childBindings, childOptions),
+    silent: () => {},
+  };
+  for (const level of LEVELS) {
+    lazy[level] = (...args: unknown[]) => (resolve()[level] as LogMethod)(...args);
+  }
+  Object.defineProperty(lazy, 'level', {
+    get: () => (real ?? parent).level,
+    set: (value: string) => {
+      resolve().level = value;
+    },
+  });
+  return lazy as unknown as FastifyBaseLogger;
+}
+
 export type App = FastifyInstance<
   import('node:http').Server,
   import('node:http').IncomingMessage,
@@ -54,6 +135,8 @@ export interface PipelineDeps {
 export function createPipeline(config: Config, deps: PipelineDeps): App {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
+    // Most requests never log through request.log; its child logger is made on first use only.
+    childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger, bindings, options),
     // One line per request is written by the onResponse hook below, with the fields Keel wants.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: (request) => {
@@ -81,7 +164,9 @@ export function createPipeline(config: Config, deps: PipelineDeps): App {
   app.decorateRequest('orgId', undefined);
   app.addSchema(ProblemSchema);
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: they run on every request, and skip the promise an async hook costs.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(SECURITY_HEADERS);
     reply.header(REQUEST_ID_HEADER, request.id);
     // With tracing on, the HTTP server span is named after the route pattern, not just the method.
     const span = trace.getActiveSpan();
@@ -90,17 +175,20 @@ export function createPipeline(config: Config, deps: PipelineDeps): App {
       span.setAttribute('http.route', request.routeOptions.url);
       span.setAttribute('keel.request_id', request.id);
     }
+    done();
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  const accessLog = accessLogger(deps.log);
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
     const durationMs = reply.elapsedTime;
     deps.metrics.httpRequestDuration.observe(
       { route, method: request.method, status: String(reply.statusCode) },
       durationMs / 1000,
     );
-    request.log.info(
+    accessLog.info(
       {
+        requestId: request.id,
         method: request.method,
         route,
         url: request.url.length > 256 ? `${request.url.slice(0, 256)}…` : request.url,
@@ -111,22 +199,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): App {
       },
       'request',
     );
-  });
-
-  app.register(helmet, {
-    hsts: { maxAge: HSTS_MAX_AGE_SECONDS, includeSubDomains: true },
-    frameguard: { action: 'deny' },
-    contentSecurityPolicy: {
-      directives: {
-        defaultSrc: ["'self'"],
-        frameAncestors: ["'none'"],
-        imgSrc: ["'self'", 'data:'],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        scriptSrc: ["'self'"],
-        objectSrc: ["'none'"],
-        baseUri: ["'self'"],
-      },
-    },
+    done();
   });
 
   app.register(cors, {

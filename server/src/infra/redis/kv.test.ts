@@ -3,7 +3,7 @@ import { after, describe, test } from 'node:test';
 import { SKIP_WITHOUT_REDIS, testRedisUrl } from '../../../test/harness.ts';
 import { manualClock } from '../clock.ts';
 import { createLogger } from '../observability/logger.ts';
-import { createMemoryStore, createRedisStore, type KeyValueStore } from './kv.ts';
+import { createMemoryStore, createRedisStore, type KeyValueStore, type Script } from './kv.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const waitFor = async (predicate: () => boolean, timeoutMs = 2_000) => {
@@ -12,6 +12,21 @@ const waitFor = async (predicate: () => boolean, timeoutMs = 2_000) => {
     if (Date.now() > deadline) throw new Error('timed out waiting');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+};
+
+/** Sets the key to ARGV[2] if it holds ARGV[1] ('' for absent); 1 when it did. */
+const compareAndSet: Script<number> = {
+  name: 'test_compare_and_set',
+  lua: `
+    local current = redis.call('GET', KEYS[1]) or ''
+    if current ~= ARGV[1] then return 0 end
+    redis.call('SET', KEYS[1], ARGV[2])
+    return 1`,
+  memory: (data, keys, args) => {
+    if ((data.get(keys[0]!) ?? '') !== String(args[0])) return 0;
+    data.set(keys[0]!, String(args[1]));
+    return 1;
+  },
 };
 
 /** The same guarantees, proven against both implementations. */
@@ -62,6 +77,18 @@ function contract(
         null,
         'expired 100 ms after creation, not after the last increment',
       );
+    });
+
+    test('a script runs atomically and its memory twin answers as the Lua does', async () => {
+      const { a } = stores!;
+      const key = `${run}:cas`;
+      assert.equal(await a.run(compareAndSet, [key], ['', 'one']), 1, 'absent matches ""');
+      assert.equal(await a.run(compareAndSet, [key], ['wrong', 'two']), 0);
+      assert.equal(await a.get(key), 'one', 'the store sees the script’s write under its own key');
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => a.run(compareAndSet, [key], ['one', `racer-${i}`])),
+      );
+      assert.equal(results.filter((won) => won === 1).length, 1, 'exactly one racer wins');
     });
 
     test('a message published on one store reaches subscribers of another', async () => {

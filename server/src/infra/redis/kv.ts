@@ -15,6 +15,33 @@ export const MEMORY_SWEEP_INTERVAL_MS = 60_000;
 
 export type MessageHandler = (message: string) => void;
 
+/** What a script's in-memory twin may touch: the store's values, synchronously, and its clock. */
+export interface ScriptData {
+  get(key: string): string | null;
+  /** `ttlMs` absent: the value does not expire. */
+  set(key: string, value: string, ttlMs?: number): void;
+  delete(key: string): void;
+  nowMs(): number;
+}
+
+export type ScriptArgument = string | number;
+/** Redis turns a Lua table into an array reply: integers and strings, possibly nested. */
+export type ScriptReply = number | string | null | ScriptReply[];
+
+/**
+ * An atomic read-modify-write over several keys: Lua for Redis, and the same logic in
+ * TypeScript for the memory store. The TypeScript twin runs synchronously on one thread, so it
+ * is exactly as atomic as the Lua script is on the Redis server. Keys are passed as for `get`
+ * (Redis sees them with KEY_PREFIX, like every other command). The twin must return what
+ * Redis would: Lua numbers become integers (truncated), tables become arrays.
+ */
+export interface Script<Result extends ScriptReply = ScriptReply> {
+  /** A unique name: the command is defined once per connection under it. */
+  readonly name: string;
+  readonly lua: string;
+  readonly memory: (data: ScriptData, keys: readonly string[], args: readonly ScriptArgument[]) => Result;
+}
+
 /**
  * The little Keel needs from Redis: a cache with TTLs, counters, and pub/sub across replicas.
  * The embedded default keeps all of it in process memory, which is right for one process only.
@@ -27,6 +54,12 @@ export interface KeyValueStore {
   delete(key: string): Promise<void>;
   /** Adds `by` and returns the new value; a key it creates expires after `ttlMs`. */
   increment(key: string, by: number, ttlMs?: number): Promise<number>;
+  /** Runs `script` atomically over `keys` (which, in Redis Cluster, must share a hash tag). */
+  run<Result extends ScriptReply>(
+    script: Script<Result>,
+    keys: readonly string[],
+    args: readonly ScriptArgument[],
+  ): Promise<Result>;
   publish(channel: string, message: string): Promise<void>;
   /** Resolves once the subscription is active; the returned function ends it. */
   subscribe(channel: string, handler: MessageHandler): Promise<() => Promise<void>>;
@@ -51,6 +84,16 @@ export function createMemoryStore(clock: Clock): KeyValueStore {
   }, MEMORY_SWEEP_INTERVAL_MS);
   sweep.unref();
   const expiry = (ttlMs?: number) => (ttlMs === undefined ? undefined : clock.now().getTime() + ttlMs);
+  const scriptData: ScriptData = {
+    get: (key) => live(key)?.value ?? null,
+    set: (key, value, ttlMs) => {
+      values.set(key, { value, expiresAtMs: expiry(ttlMs) });
+    },
+    delete: (key) => {
+      values.delete(key);
+    },
+    nowMs: () => clock.now().getTime(),
+  };
   return {
     kind: 'memory',
     get: async (key) => live(key)?.value ?? null,
@@ -68,6 +111,7 @@ export function createMemoryStore(clock: Clock): KeyValueStore {
       values.set(key, { value: String(next), expiresAtMs: entry ? entry.expiresAtMs : expiry(ttlMs) });
       return next;
     },
+    run: async (script, keys, args) => script.memory(scriptData, keys, args),
     publish: async (channel, message) => {
       bus.emit(channel, message);
     },
@@ -112,6 +156,8 @@ export function createRedisStore(url: string, log: Logger): KeyValueStore {
   const redis = createRedisConnection(url, log, 'keel');
   let subscriber: Redis | undefined;
   const handlers = new Map<string, Set<MessageHandler>>();
+  const defined = new Set<string>();
+  type ScriptCommand = (numberOfKeys: number, ...keysAndArgs: ScriptArgument[]) => Promise<ScriptReply>;
   const subscriberConnection = () => {
     if (!subscriber) {
       // A connection in subscriber mode can run no other command, so pub/sub gets its own; it
@@ -146,6 +192,25 @@ export function createRedisStore(url: string, log: Logger): KeyValueStore {
       if (ttlMs === undefined) return redis.incrby(k, by);
       const [[, value] = []] = (await redis.multi().incrby(k, by).pexpire(k, ttlMs, 'NX').exec()) ?? [];
       return Number(value);
+    },
+    run: async <Result extends ScriptReply>(
+      script: Script<Result>,
+      keys: readonly string[],
+      args: readonly ScriptArgument[],
+    ) => {
+      // defineCommand sends EVALSHA and falls back to EVAL when the server does not know the
+      // script yet (after a restart or a failover), so the source crosses the wire rarely.
+      if (!defined.has(script.name)) {
+        redis.defineCommand(`keel_${script.name}`, { lua: script.lua });
+        defined.add(script.name);
+      }
+      const command = (redis as unknown as Record<string, ScriptCommand>)[`keel_${script.name}`]!;
+      return (await command.call(
+        redis,
+        keys.length,
+        ...keys.map((key) => KEY_PREFIX + key),
+        ...args,
+      )) as Result;
     },
     publish: async (channel, message) => {
       await redis.publish(KEY_PREFIX + channel, message);

@@ -4,8 +4,22 @@ import type { Runtime } from '../../infra/runtime.ts';
 import { eventsRoutes } from './routes.ts';
 import { createEventsService, type EventsService } from './service.ts';
 
-export { allEventDefinitions, defineEvent, type EventDefinition, type EventPayload } from './catalogue.ts';
-export { decodeCursor, type Event, type EventsService, encodeCursor, type NewEvent } from './service.ts';
+export {
+  allEventDefinitions,
+  defineEvent,
+  type EventDefinition,
+  type EventPayload,
+  eventDefinition,
+} from './catalogue.ts';
+export {
+  createEventsService,
+  decodeCursor,
+  EVENTS_CHANNEL,
+  type Event,
+  type EventsService,
+  encodeCursor,
+  type NewEvent,
+} from './service.ts';
 
 export const EVENTS_PRUNE_JOB = 'events.prune-expired';
 

@@ -18,6 +18,19 @@ defineEvent({
 });
 
 describe('events outbox', () => {
+  /**
+   * An event becomes readable once every older writing transaction in the cluster has ended;
+   * other test files share the cluster, so reads wait for `count` events like a consumer would.
+   */
+  const listWhenVisible = async (orgId: string, count: number, options: { after?: string } = {}) => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const listed = await events.list(orgId, { ...options, limit: 1000 });
+      if (listed.length >= count || Date.now() > deadline) return listed;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+
   let testDb: TestDatabase;
   let database: Database;
   let events: EventsService;
@@ -43,7 +56,7 @@ describe('events outbox', () => {
         throw new Error('the change failed');
       }),
     );
-    const listed = await events.list(orgId, { limit: 10 });
+    const listed = await listWhenVisible(orgId, 1);
     assert.deepEqual(
       listed.map((event) => [event.type, event.version, event.payload]),
       [['test.happened', 2, { n: 1 }]],
@@ -71,7 +84,7 @@ describe('events outbox', () => {
     const a = newId('org');
     const b = newId('org');
     await database.transaction((tx) => events.emit(tx, a, [{ type: 'test.happened', payload: { n: 1 } }]));
-    const [event] = await events.list(a, { limit: 1 });
+    const [event] = await listWhenVisible(a, 1);
     assert.equal((await events.list(b, { limit: 10 })).length, 0);
     assert.equal(await events.get(b, event!.id), undefined);
   });
@@ -94,7 +107,7 @@ describe('events outbox', () => {
     // 4. A commits: the reader sees A then B, and a cursor taken now misses neither.
     await clientA.query('commit');
     clientA.release();
-    const listed = await events.list(orgId, { limit: 10 });
+    const listed = await listWhenVisible(orgId, 2);
     assert.deepEqual(
       listed.map((event) => (event.payload as { n: number }).n),
       [1, 2],
@@ -121,11 +134,17 @@ describe('events outbox', () => {
         })(),
       ),
     );
+    // A reader sees an event once every older transaction in the cluster has ended, so like any
+    // consumer it keeps reading until it has caught up.
     const seen: string[] = [];
     let cursor: string | undefined;
-    for (;;) {
+    const deadline = Date.now() + 10_000;
+    while (seen.length < writers * perWriter && Date.now() < deadline) {
       const page = await events.list(orgId, { after: cursor, limit: 7 });
-      if (page.length === 0) break;
+      if (page.length === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        continue;
+      }
       seen.push(...page.map((event) => event.id));
       cursor = page.at(-1)!.cursor;
     }
@@ -158,7 +177,7 @@ describe('events outbox', () => {
     clock.advance(EVENT_RETENTION_MS / 2 + 1000);
     assert.ok((await events.pruneExpired()) >= 1);
     assert.deepEqual(
-      (await events.list(orgId, { limit: 10 })).map((e) => (e.payload as { n: number }).n),
+      (await listWhenVisible(orgId, 1)).map((e) => (e.payload as { n: number }).n),
       [2],
     );
   });

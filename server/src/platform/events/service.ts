@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Clock } from '../../infra/clock.ts';
 import type { Db, Tx } from '../../infra/db/database.ts';
 import type { IdGenerator } from '../../infra/ids.ts';
@@ -11,6 +12,8 @@ import {
   type StreamPosition,
 } from './store.ts';
 
+/** NOTIFY channel raised by every transaction that emits events. */
+export const EVENTS_CHANNEL = 'keel_events';
 /** Events are kept this long, then pruned; consumers must keep up within it. */
 export const EVENT_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
 /** Rows deleted per statement by the retention job. */
@@ -102,6 +105,8 @@ export function createEventsService(deps: { db: Db; clock: Clock; newId: IdGener
         };
       });
       await insertEvents(tx, rows);
+      // Consumers (the webhook dispatcher) listen for this; it is delivered when tx commits.
+      await sql`select pg_notify(${EVENTS_CHANNEL}, '')`.execute(tx);
       return rows.map((row) => row.id);
     },
     async list(orgId, options) {

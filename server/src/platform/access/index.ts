@@ -1,0 +1,125 @@
+import type { Mailer } from '../../infra/mail/index.ts';
+import type { KeelModule } from '../../infra/module.ts';
+import type { Runtime } from '../../infra/runtime.ts';
+import type { EventsService } from '../events/index.ts';
+import { createRateLimitService, deploymentNamespace, type RateLimitService } from '../rate-limit/index.ts';
+import { type ApiKeyService, createApiKeyService } from './api-keys.ts';
+import { accessHooks } from './hooks.ts';
+import { createKeyCache, type KeyCache } from './key-cache.ts';
+import { keyRoutes } from './key-routes.ts';
+import { createLoginThrottle } from './login-throttle.ts';
+import { orgRoutes } from './org-routes.ts';
+import { accountRoutes } from './routes.ts';
+import { type AccessService, createAccessService } from './service.ts';
+
+export { type ApiKey, type ApiKeyService, MAX_ROLL_GRACE_SECONDS } from './api-keys.ts';
+export { type Allowlist, allowlistOf, parseAllowlist } from './domain/cidr.ts';
+export {
+  ALL_PERMISSIONS,
+  API_KEY_SCOPES,
+  holdsAll,
+  isAdminPermission,
+  isKnownPermission,
+  isRole,
+  type KnownPermission,
+  PERMISSIONS,
+  ROLE_PERMISSIONS,
+  ROLES,
+  type Role,
+  SESSION_PERMISSIONS,
+  sessionPermissions,
+} from './domain/permissions.ts';
+export { generateApiKey, parseApiKey, randomBase62 } from './domain/tokens.ts';
+export {
+  clearedSessionCookie,
+  cookieSettings,
+  ORG_HEADER,
+  SESSION_COOKIE,
+  sessionCookie,
+} from './hooks.ts';
+export { KEY_CACHE_TTL_MS, KEY_REVOCATION_BOUND_MS } from './key-cache.ts';
+export { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from './passwords.ts';
+export { presentSession, presentUser, sessionOf, unwrap } from './present.ts';
+export {
+  type AccessService,
+  type Actor,
+  normalizeEmail,
+  type Org,
+  type RequestOrigin,
+  type Result,
+  requiresSecondFactor,
+  type Session,
+  type SessionGuard,
+  type SessionIdentity,
+  type User,
+} from './service.ts';
+export * as accessStore from './store.ts';
+// For identity's wallet linking: the same SIWE signature check (EOA offline, ERC-1271/6492 on chain).
+export { type SignatureCheck, verifySiweSignature } from './wallet/domain/signature.ts';
+
+export interface AccessModule extends KeelModule {
+  readonly service: AccessService;
+  readonly apiKeys: ApiKeyService;
+  readonly rateLimits: RateLimitService;
+  readonly keyCache: KeyCache;
+}
+
+/**
+ * Users, sessions, orgs, roles, API keys and rate limits. Its hooks authenticate, rate-limit
+ * and authorize every route of every module, so app.ts registers it first.
+ */
+export function createAccessModule(
+  runtime: Runtime,
+  deps: { events: EventsService; mailer: Mailer },
+): AccessModule {
+  const { config, database, kv, clock, log } = runtime;
+  const namespace = deploymentNamespace(config);
+  const cache = createKeyCache({ db: database.db, kv, clock, log, namespace });
+  const apiKeys = createApiKeyService({
+    database,
+    clock,
+    newId: runtime.newId,
+    events: deps.events,
+    cache,
+  });
+  const service = createAccessService({
+    database,
+    clock,
+    newId: runtime.newId,
+    log,
+    events: deps.events,
+    throttle: createLoginThrottle({ kv, clock, log, namespace }),
+    mailer: deps.mailer,
+    publicUrl: config.http.publicUrl,
+    onOrgChanged: (orgId) => cache.invalidate({ orgId }),
+  });
+  const rateLimits = createRateLimitService({
+    config,
+    kv,
+    clock,
+    log,
+    metrics: runtime.metrics,
+    database,
+    events: deps.events,
+  });
+  return {
+    name: 'access',
+    service,
+    apiKeys,
+    rateLimits,
+    keyCache: cache,
+    hooks: async (app) => {
+      await cache.start();
+      await accessHooks({ config, namespace, service, apiKeys, rateLimits })(app);
+    },
+    routes: async (app) => {
+      await accountRoutes({ config, service })(app);
+      await orgRoutes({ service })(app);
+      await keyRoutes({ apiKeys })(app);
+    },
+    close: async () => {
+      await cache.close();
+      await rateLimits.close();
+    },
+  };
+}
