@@ -46,7 +46,11 @@ export function assembleModules(runtime: Runtime): readonly KeelModule[] {
   // Built before access, so that access can record its security events through audit.service.
   const audit = createAuditModule(runtime);
   // Access comes first: its hooks authenticate, rate-limit and authorize every other module's routes.
-  const access = createAccessModule(runtime, { events: events.service, mailer: runtime.mailer });
+  const access = createAccessModule(runtime, {
+    events: events.service,
+    mailer: runtime.mailer,
+    audit: audit.service,
+  });
   const webhooks = createWebhooksModule(runtime, { events: events.service });
   const modules: KeelModule[] = [
     access,

@@ -1,6 +1,7 @@
 import type { Mailer } from '../../infra/mail/index.ts';
 import type { KeelModule } from '../../infra/module.ts';
 import type { Runtime } from '../../infra/runtime.ts';
+import type { AuditService } from '../audit/index.ts';
 import type { EventsService } from '../events/index.ts';
 import { createRateLimitService, deploymentNamespace, type RateLimitService } from '../rate-limit/index.ts';
 import { type ApiKeyService, createApiKeyService } from './api-keys.ts';
@@ -11,6 +12,7 @@ import { createLoginThrottle } from './login-throttle.ts';
 import { orgRoutes } from './org-routes.ts';
 import { accountRoutes } from './routes.ts';
 import { type AccessService, createAccessService } from './service.ts';
+import { listOrgsOfUser } from './store.ts';
 
 export { type ApiKey, type ApiKeyService, MAX_ROLL_GRACE_SECONDS } from './api-keys.ts';
 export { type Allowlist, allowlistOf, parseAllowlist } from './domain/cidr.ts';
@@ -68,9 +70,12 @@ export interface AccessModule extends KeelModule {
  * Users, sessions, orgs, roles, API keys and rate limits. Its hooks authenticate, rate-limit
  * and authorize every route of every module, so app.ts registers it first.
  */
+/** A user's security event is recorded in at most this many of their orgs. */
+export const MAX_AUDITED_ORGS_PER_EVENT = 100;
+
 export function createAccessModule(
   runtime: Runtime,
-  deps: { events: EventsService; mailer: Mailer },
+  deps: { events: EventsService; mailer: Mailer; audit?: AuditService },
 ): AccessModule {
   const { config, database, kv, clock, log } = runtime;
   const namespace = deploymentNamespace(config);
@@ -92,6 +97,22 @@ export function createAccessModule(
     mailer: deps.mailer,
     publicUrl: config.http.publicUrl,
     onOrgChanged: (orgId) => cache.invalidate({ orgId }),
+    onSecurityEvent: deps.audit
+      ? async (event) => {
+          const orgs = await listOrgsOfUser(database.db, event.userId, { limit: MAX_AUDITED_ORGS_PER_EVENT });
+          for (const org of orgs) {
+            await deps.audit!.record(undefined, {
+              orgId: org.id,
+              actor: { kind: 'user', id: event.userId },
+              action: event.action,
+              target: { userId: event.userId },
+              outcome: event.outcome,
+              ip: event.ip,
+              userAgent: event.userAgent,
+            });
+          }
+        }
+      : undefined,
   });
   const rateLimits = createRateLimitService({
     config,

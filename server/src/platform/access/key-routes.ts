@@ -32,7 +32,7 @@ export function keyRoutes(deps: { apiKeys: ApiKeyService }) {
     app.post(
       '/v1/api-keys',
       {
-        config: { permission: 'api_keys:write' },
+        config: { permission: 'api_keys:write', auditAction: 'api_key.created' },
         schema: {
           operationId: 'createApiKey',
           summary: 'Create an API key',
@@ -108,7 +108,7 @@ export function keyRoutes(deps: { apiKeys: ApiKeyService }) {
     app.patch(
       '/v1/api-keys/:keyId',
       {
-        config: { permission: 'api_keys:write' },
+        config: { permission: 'api_keys:write', auditAction: 'api_key.updated' },
         schema: {
           operationId: 'updateApiKey',
           summary: 'Change an API key’s name, scopes, expiry, rate limit, IP allowlist or metadata',
@@ -138,7 +138,7 @@ export function keyRoutes(deps: { apiKeys: ApiKeyService }) {
     app.post(
       '/v1/api-keys/:keyId/roll',
       {
-        config: { permission: 'api_keys:write' },
+        config: { permission: 'api_keys:write', auditAction: 'api_key.rolled' },
         schema: {
           operationId: 'rollApiKey',
           summary: 'Roll an API key: a new secret, the old one kept for a grace period',
@@ -166,7 +166,7 @@ export function keyRoutes(deps: { apiKeys: ApiKeyService }) {
     app.delete(
       '/v1/api-keys/:keyId',
       {
-        config: { permission: 'api_keys:write' },
+        config: { permission: 'api_keys:write', auditAction: 'api_key.revoked' },
         schema: {
           operationId: 'revokeApiKey',
           summary: 'Revoke an API key',

@@ -47,7 +47,7 @@ export function orgRoutes(deps: { service: AccessService }) {
     app.patch(
       '/v1/org',
       {
-        config: { permission: 'org:update' },
+        config: { permission: 'org:update', auditAction: 'org.updated' },
         schema: {
           operationId: 'updateOrg',
           summary: 'Rename the org or change its rate limit',
@@ -84,7 +84,7 @@ export function orgRoutes(deps: { service: AccessService }) {
     app.put(
       '/v1/org/security',
       {
-        config: { permission: 'security:write' },
+        config: { permission: 'security:write', auditAction: 'org.security_settings_changed' },
         schema: {
           operationId: 'setOrgSecurity',
           summary: 'Set the org’s admin IP allowlist',
@@ -135,7 +135,7 @@ export function orgRoutes(deps: { service: AccessService }) {
     app.patch(
       '/v1/members/:userId',
       {
-        config: { permission: 'members:write' },
+        config: { permission: 'members:write', auditAction: 'member.role_changed' },
         schema: {
           operationId: 'changeMemberRole',
           summary: 'Change a member’s role',
@@ -160,7 +160,7 @@ export function orgRoutes(deps: { service: AccessService }) {
     app.delete(
       '/v1/members/:userId',
       {
-        config: { permission: 'members:write' },
+        config: { permission: 'members:write', auditAction: 'member.removed' },
         schema: {
           operationId: 'removeMember',
           summary: 'Remove a member from the org',
@@ -178,7 +178,7 @@ export function orgRoutes(deps: { service: AccessService }) {
     app.post(
       '/v1/invitations',
       {
-        config: { permission: 'members:write' },
+        config: { permission: 'members:write', auditAction: 'invitation.created' },
         schema: {
           operationId: 'inviteMember',
           summary: 'Invite someone by email',
@@ -225,7 +225,7 @@ export function orgRoutes(deps: { service: AccessService }) {
     app.delete(
       '/v1/invitations/:invitationId',
       {
-        config: { permission: 'members:write' },
+        config: { permission: 'members:write', auditAction: 'invitation.revoked' },
         schema: {
           operationId: 'revokeInvitation',
           summary: 'Revoke a pending invitation',

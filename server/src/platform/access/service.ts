@@ -217,6 +217,19 @@ export interface AccessServiceDeps {
   readonly publicUrl: string;
   /** Called when an org's limits or allowlist change, so cached API keys see it. */
   readonly onOrgChanged?: (orgId: string) => Promise<void>;
+  /**
+   * Records a security event of a user (sign-in, failed sign-in) in the audit log of every org
+   * the user belongs to. Requests with an org are audited by the audit hook already.
+   */
+  readonly onSecurityEvent?: (event: SecurityEvent) => Promise<void>;
+}
+
+export interface SecurityEvent {
+  readonly userId: string;
+  readonly action: 'user.login' | 'user.login_failed';
+  readonly outcome: 'success' | 'failure';
+  readonly ip?: string | undefined;
+  readonly userAgent?: string | undefined;
 }
 
 export type AccessService = ReturnType<typeof createAccessService>;
@@ -225,6 +238,12 @@ export function createAccessService(deps: AccessServiceDeps) {
   const { database, clock, newId, log, events, throttle } = deps;
   const db = database.db;
   const guards: SessionGuard[] = [];
+  // The audit trail must never turn a sign-in into an error: a failed write is logged.
+  const securityEvent = async (event: SecurityEvent) => {
+    await deps.onSecurityEvent?.(event).catch((error: unknown) => {
+      log.error({ err: error, action: event.action }, 'could not record a security event');
+    });
+  };
 
   const sessionExpiry = (createdAt: Date, now: Date) =>
     new Date(Math.min(now.getTime() + SESSION_IDLE_TIMEOUT_MS, createdAt.getTime() + SESSION_MAX_AGE_MS));
@@ -489,6 +508,8 @@ export function createAccessService(deps: AccessServiceDeps) {
         : await verifyDecoy(input.password);
       if (!row || !valid) {
         await throttle.recordFailure(email, origin.ip);
+        if (row)
+          await securityEvent({ userId: row.id, action: 'user.login_failed', outcome: 'failure', ...origin });
         return failure('INVALID_CREDENTIALS', 'The email or the password is wrong');
       }
       await throttle.clear(email);
@@ -502,6 +523,7 @@ export function createAccessService(deps: AccessServiceDeps) {
         return { ok: true, status: 'mfa_required', mfaToken, expiresAt };
       }
       const { session, token } = await insertSession(db, user.id, { method: 'password', ...origin });
+      await securityEvent({ userId: user.id, action: 'user.login', outcome: 'success', ...origin });
       return { ok: true, status: 'ok', user, session, token };
     },
 
