@@ -11,7 +11,7 @@ import { createIdentityModule } from './modules/identity/index.ts';
 import { createIdentityWalletsModule } from './modules/identity/wallets/index.ts';
 import { createLedgerModule } from './modules/ledger/index.ts';
 import { createEmailFlowsModule } from './platform/access/email-flows/index.ts';
-import { createAccessModule } from './platform/access/index.ts';
+import { type AccessModule, createAccessModule } from './platform/access/index.ts';
 import { createSsoModule } from './platform/access/sso/index.ts';
 import { createTwoFactorModule } from './platform/access/two-factor/index.ts';
 import { createWalletModule } from './platform/access/wallet/index.ts';
@@ -51,7 +51,10 @@ export function assembleModules(runtime: Runtime): readonly KeelModule[] {
     mailer: runtime.mailer,
     audit: audit.service,
   });
-  const webhooks = createWebhooksModule(runtime, { events: events.service });
+  const webhooks = createWebhooksModule(runtime, {
+    events: events.service,
+    notifyOrgAdmins: (orgId, subject, text) => mailOrgAdmins(runtime, access.service, orgId, subject, text),
+  });
   const modules: KeelModule[] = [
     access,
     createTwoFactorModule(runtime, { access: access.service }),
@@ -82,6 +85,24 @@ export function assembleModules(runtime: Runtime): readonly KeelModule[] {
   );
   assembled.set(runtime, modules);
   return modules;
+}
+
+/** Owners and admins mailed about an org-wide problem (a disabled webhook endpoint). */
+export const MAX_ADMINS_MAILED = 100;
+
+async function mailOrgAdmins(
+  runtime: Runtime,
+  access: AccessModule['service'],
+  orgId: string,
+  subject: string,
+  text: string,
+): Promise<void> {
+  const { items } = await access.listMembers(orgId, { limit: MAX_ADMINS_MAILED });
+  for (const member of items) {
+    if ((member.role === 'owner' || member.role === 'admin') && member.email) {
+      await runtime.mailer.send({ to: member.email, subject: `[Keel] ${subject}`, text });
+    }
+  }
 }
 
 /**

@@ -89,21 +89,31 @@ async function start(role: string) {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   const startedAt = performance.now();
+  // Loading the program's modules takes about as long as starting the embedded database, and
+  // one is CPU while the other is mostly waiting: do both at once.
+  const modulesLoading = Promise.all([
+    import('./infra/runtime.ts'),
+    import('./infra/db/migrate.ts'),
+    import('./app.ts'),
+    import('./infra/jobs/runner.ts'),
+  ]);
+  modulesLoading.catch(() => {}); // Surfaced where it is awaited.
   const { config, stopDatabase } = await withDatabase(baseConfig, log);
   cleanups.push(stopDatabase);
-  const { createRuntime } = await import('./infra/runtime.ts');
+  const [{ createRuntime }, { migrate }, { assembleModules, buildApp, systemJobs }, { startWorker }] =
+    await modulesLoading;
   const runtime = await createRuntime(config, { log });
   cleanups.push(() => runtime.close());
-  if (config.database.migrateOnStart) {
-    const { migrate } = await import('./infra/db/migrate.ts');
-    await migrate(runtime.database.pool, log);
-  }
+  if (config.database.migrateOnStart) await migrate(runtime.database.pool, log);
   if (shuttingDown) return;
 
-  const { assembleModules, buildApp, systemJobs } = await import('./app.ts');
   const app = await buildApp(config, { runtime, role: role as 'all' });
+  const address = await app.listen({ port: config.http.port, host: config.http.host });
+  log.info(
+    { url: address, role, version: KEEL_VERSION, startMs: Math.round(performance.now() - startedAt) },
+    'keel listening',
+  );
   if (role !== 'api') {
-    const { startWorker } = await import('./infra/jobs/runner.ts');
     const worker = await startWorker({ pool: runtime.database.pool, jobs: systemJobs(runtime), log });
     cleanups.push(() => worker.stop());
     for (const module of assembleModules(runtime)) {
@@ -112,6 +122,7 @@ async function start(role: string) {
       cleanups.push(() => module.background!.stop());
     }
   }
+  // Pushed last, so it runs first: HTTP drains before the workers and pools stop.
   cleanups.push(async () => {
     // Stop accepting connections and let in-flight requests finish, up to the drain deadline.
     const drained = app.close();
@@ -127,11 +138,6 @@ async function start(role: string) {
       await drained;
     }
   });
-  const address = await app.listen({ port: config.http.port, host: config.http.host });
-  log.info(
-    { url: address, role, version: KEEL_VERSION, startMs: Math.round(performance.now() - startedAt) },
-    'keel listening',
-  );
 }
 
 async function migrateCommand() {

@@ -158,6 +158,20 @@ describe('webhook delivery', () => {
     await waitFor(async () => (await deliveries(all.endpoint.id))[0]?.status === 'succeeded');
   });
 
+  test('a new endpoint receives events from its creation on, not the backlog before it', async () => {
+    await emit('test_order.created', 100);
+    clock.advance(1_000);
+    const { endpoint } = await webhooks.createEndpoint(orgId, { url: hooks.url('/late') });
+    await emit('test_order.created', 101);
+    await waitFor(async () => (await deliveries(endpoint.id)).some((d) => d.status === 'succeeded'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await dispatcher.fanoutOnce();
+    const sent = (await deliveries(endpoint.id)).map(
+      (d) => (JSON.parse(d.body) as { data: { n: number } }).data.n,
+    );
+    assert.deepEqual(sent, [101]);
+  });
+
   test('a receiver that is down, then back, gets every event; duplicates share a webhook-id', async () => {
     const { endpoint } = await webhooks.createEndpoint(orgId, { url: hooks.url('/flaky') });
     let up = false;

@@ -143,7 +143,10 @@ export function createDispatcher(deps: DispatcherDeps) {
         endpoints
           .filter(
             (e) =>
-              e.org_id === event.orgId && (e.event_types.length === 0 || e.event_types.includes(event.type)),
+              e.org_id === event.orgId &&
+              // An endpoint receives what happens after it exists, not the backlog before it.
+              event.createdAt >= e.created_at &&
+              (e.event_types.length === 0 || e.event_types.includes(event.type)),
           )
           .map((endpoint) => ({
             org_id: event.orgId,
