@@ -183,7 +183,7 @@ interface Running {
   readonly postgres: { port: number; pid: number };
 }
 
-/** `keel start` with no DATABASE_URL on `dataDir`, once /health/ready answers 200. */
+/** `keel start` with no DATABASE_URL on `dataDir`, once /health/ready answers 200 and the workers run. */
 async function startEmbedded(dataDir: string): Promise<Running> {
   const keel = spawnKeel(['start'], { cwd, env: keelEnv({ KEEL_DATA_DIR: dataDir }) });
   try {
@@ -192,6 +192,9 @@ async function startEmbedded(dataDir: string): Promise<Running> {
     const ready = await get(`${url}/health/ready`);
     assert.equal(ready.status, 200, ready.text);
     assert.equal((ready.body as { status: string }).status, 'ready');
+    // Role all starts its workers just after it listens; a signal sent before then would find no
+    // worker to stop.
+    await keel.waitForLog('worker started');
     return { keel, url, postgres };
   } catch (error) {
     // Stopped here, so that the next step does not find a second keel on the same data directory.
@@ -297,7 +300,6 @@ const embeddedDefault = () =>
       running = await startEmbedded(dataDir);
       const { logs } = running.keel;
       assert.ok(logIndex(logs, 'initialising the embedded PostgreSQL data directory') >= 0);
-      assert.ok(logIndex(logs, 'worker started') >= 0, 'role all runs the workers');
       assert.equal(isRunning(running.postgres.pid), true);
       const client = await connect(running.postgres.port);
       try {

@@ -4,7 +4,7 @@ import type { Db } from '../../infra/db/database.ts';
 import { type FieldError, KeelError } from '../../infra/http/errors.ts';
 import type { SsrfGuard } from '../../infra/http/ssrf.ts';
 import type { SecretBox } from '../../infra/keystore/secret-box.ts';
-import { PROVIDERS, type ProviderName } from './contracts.ts';
+import type { ProviderName } from './contracts.ts';
 import { defaultPolicy, type Policy, type ProviderPolicy } from './domain/policy.ts';
 import type { ResolvedConfig } from './providers/types.ts';
 import {
@@ -309,6 +309,3 @@ export function createConfigurationService(deps: {
 }
 
 export type ConfigurationService = ReturnType<typeof createConfigurationService>;
-
-export const isProvider = (value: string): value is ProviderName =>
-  (PROVIDERS as readonly string[]).includes(value);

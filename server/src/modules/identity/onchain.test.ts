@@ -214,5 +214,10 @@ describe('on-chain providers on anvil', { skip }, () => {
       'world_id',
     );
     assert.deepEqual([device.outcome, device.errorCode], ['error', 'unsupported_verification_level']);
+    const malformed = evidenceOf(
+      await verify({ account: other, worldId: { ...proof, proof: '0x1234' }, providers: ['world_id'] }),
+      'world_id',
+    );
+    assert.deepEqual([malformed.outcome, malformed.errorCode], ['error', 'invalid_format']);
   });
 });

@@ -291,7 +291,10 @@ export function identityRoutes(services: {
     app.post(
       '/v1/verifications',
       {
-        config: { ...write, idempotent: true },
+        // A verification is a domain record, kept immutable with its evidence in the verification
+        // history and announced by its events; the per-org audit chain (one locked head per org)
+        // is for administrative changes, and would serialise every verification of an org.
+        config: { ...write, idempotent: true, auditAction: false },
         schema: {
           ...common,
           operationId: 'createVerification',

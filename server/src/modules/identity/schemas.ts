@@ -13,7 +13,7 @@ import { MAX_RETRIES } from './providers/resilience.ts';
 export const MAX_PAGE = 100;
 export const DEFAULT_PAGE = 20;
 export const MAX_EXTERNAL_ID_LENGTH = 200;
-/** Serialized size of a subject's metadata. */
+/** Keys of a subject's metadata. */
 export const MAX_METADATA_KEYS = 50;
 export const MAX_POH_CHAINS = 10;
 export const MAX_PROOF_LENGTH = 1_000;

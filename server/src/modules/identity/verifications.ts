@@ -28,7 +28,6 @@ import {
   type ResolvedConfig,
   type WorldIdInput,
 } from './providers/types.ts';
-import { page } from './subjects.ts';
 import {
   bindIdentifiers,
   dueVerifications,
@@ -45,6 +44,7 @@ import {
   subjectForAccount,
   type VerificationRow,
 } from './store.ts';
+import { page } from './subjects.ts';
 import { parseAccount } from './wallets/index.ts';
 
 /** Providers run in parallel; one that has not answered by then counts as `timeout` evidence. */
@@ -53,6 +53,8 @@ export const VERIFICATION_DEADLINE_MS = 2_000;
 export const MAX_ADDRESSES_PER_VERIFICATION = 5;
 /** Expired verdicts the re-verification job handles per run. */
 export const EXPIRY_BATCH_SIZE = 100;
+/** Expired verdicts re-verified at once by one job run. */
+export const REVERIFY_CONCURRENCY = 8;
 
 export interface VerificationRequest {
   readonly subjectId?: string;
@@ -267,60 +269,56 @@ export function createVerificationsService(deps: {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), VERIFICATION_DEADLINE_MS);
     const deadline = controller.signal;
-    const skipped = (provider: ProviderName, errorCode: string): Promise<Evidence> =>
+    const skipped = (errorCode: string): Promise<Evidence> =>
       Promise.resolve({
         ...finding(clock.now(), { outcome: 'skipped', errorCode }),
         cached: false,
         latencyMs: 0,
       });
-    const plans = wanted.map((provider): [ProviderName, Promise<Evidence>] => {
+    const plan = (provider: ProviderName): Promise<Evidence> => {
       const config = setup.configs.get(provider)!;
       switch (provider) {
         case 'world_id': {
           if (request.worldId) {
             const input = { ...request.worldId, signal: request.worldId.signal ?? '' };
-            return [provider, runner.run(adapters.world_id, config, input, deadline)];
+            return runner.run(adapters.world_id, config, input, deadline);
           }
           // A proof is single-use: a re-verification carries the earlier evidence forward as it was.
           const earlier = previous.find((row) => row.provider === 'world_id' && row.outcome !== 'skipped');
-          if (earlier)
-            return [
-              provider,
-              Promise.resolve({
-                ...finding(earlier.observed_at, {
-                  outcome: earlier.outcome,
-                  score: earlier.score,
-                  identifier: earlier.identifier,
-                  chainId: earlier.chain_id,
-                  errorCode: earlier.error_code,
-                  detail: { ...earlier.detail, carriedFrom: earlier.verification_id },
-                  providerExpiresAt: earlier.provider_expires_at,
-                }),
-                cached: true,
-                latencyMs: 0,
-              }),
-            ];
-          return [provider, skipped(provider, 'no_proof')];
+          if (!earlier) return skipped('no_proof');
+          return Promise.resolve({
+            ...finding(earlier.observed_at, {
+              outcome: earlier.outcome,
+              score: earlier.score,
+              identifier: earlier.identifier,
+              chainId: earlier.chain_id,
+              errorCode: earlier.error_code,
+              detail: { ...earlier.detail, carriedFrom: earlier.verification_id },
+              providerExpiresAt: earlier.provider_expires_at,
+            }),
+            cached: true,
+            latencyMs: 0,
+          });
         }
         case 'passport':
         case 'proof_of_humanity':
-          if (addresses.length === 0) return [provider, skipped(provider, 'no_evm_address')];
-          return [
-            provider,
-            runBest(
-              adapters[provider],
-              config,
-              addresses.map((address) => ({ address })),
-              deadline,
-            ),
-          ];
+          if (addresses.length === 0) return skipped('no_evm_address');
+          return runBest(
+            adapters[provider],
+            config,
+            addresses.map((address) => ({ address })),
+            deadline,
+          );
         case 'brightid': {
           const appUserId = request.brightId?.appUserId ?? addresses[0];
-          if (!appUserId) return [provider, skipped(provider, 'no_app_user_id')];
-          return [provider, runner.run(adapters.brightid, config, { appUserId }, deadline)];
+          if (!appUserId) return skipped('no_app_user_id');
+          return runner.run(adapters.brightid, config, { appUserId }, deadline);
         }
+        default:
+          throw new Error(`no adapter for provider ${provider satisfies never}`);
       }
-    });
+    };
+    const plans = wanted.map((provider): [ProviderName, Promise<Evidence>] => [provider, plan(provider)]);
     let evidence: [ProviderName, Evidence][];
     try {
       evidence = await Promise.all(
@@ -459,8 +457,8 @@ export function createVerificationsService(deps: {
    * The subject of a verification asked by an account nobody linked: the subject an identifier
    * it presented is bound to (the same PoH humanity or World ID nullifier, maybe seen on another
    * chain, is the same human), else the subject of earlier verifications of the account, else a
-   * new subject. A lock on (org, account) keeps two concurrent first verifications of one
-   * account from creating two subjects.
+   * new subject. A lock on (org, account), taken only when none is found, keeps two concurrent
+   * first verifications of one account from creating two subjects.
    */
   async function resolveSubject(
     tx: Tx,
@@ -468,11 +466,14 @@ export function createVerificationsService(deps: {
     account: string,
     presented: readonly { provider: ProviderName; identifier: string }[],
   ): Promise<string> {
+    const known = await subjectForAccount(tx, orgId, account, presented);
+    if (known) return known;
+    // Only a first verification creates a subject: lock, then look again under the lock.
     await sql`select pg_advisory_xact_lock(hashtextextended(${`identity:${orgId}:${account}`}, 0))`.execute(
       tx,
     );
-    const known = await subjectForAccount(tx, orgId, account, presented);
-    if (known) return known;
+    const raced = await subjectForAccount(tx, orgId, account, presented);
+    if (raced) return raced;
     const { subject } = await subjects.create(
       orgId,
       { metadata: { createdBy: 'verification', account } },
@@ -537,58 +538,67 @@ export function createVerificationsService(deps: {
     async expireDue(limit = EXPIRY_BATCH_SIZE): Promise<number> {
       const due = await dueVerifications(db, clock.now(), limit);
       let reverified = 0;
-      for (const row of due) {
-        if (await hasNewerVerification(db, row.org_id, row.subject_id, row.id)) {
-          await database.transaction((tx) => markExpired(tx, row.org_id, row.id, clock.now()));
-          continue;
+      let next = 0;
+      // A few at a time: each may wait up to the deadline on its providers.
+      const worker = async () => {
+        while (next < due.length) {
+          const row = due[next++]!;
+          if (await reverify(row)) reverified += 1;
         }
-        const stored = row.request;
-        try {
-          await verify(
-            row.org_id,
-            {
-              subjectId: row.subject_id,
-              ...(stored.account ? { account: stored.account } : {}),
-              ...(stored.brightIdAppUserId ? { brightId: { appUserId: stored.brightIdAppUserId } } : {}),
-              ...(stored.providers ? { providers: stored.providers } : {}),
-            },
-            { supersedes: row },
-          );
-          reverified += 1;
-        } catch (error) {
-          if (error instanceof AlreadyHandled) continue;
-          if (error instanceof KeelError) {
-            // Nothing can re-verify it any more (the org removed its providers, the subject is
-            // gone): the verdict lapses without a new one.
-            await database.transaction(async (tx) => {
-              const now = clock.now();
-              if (!(await markExpired(tx, row.org_id, row.id, now))) return;
-              await events.emit(tx, row.org_id, [
-                {
-                  type: VERIFICATION_EXPIRED.type,
-                  payload: {
-                    verificationId: row.id,
-                    subjectId: row.subject_id,
-                    previousOutcome: row.outcome,
-                    expiresAt: row.expires_at!.toISOString(),
-                    reverificationId: null,
-                    newOutcome: null,
-                  },
-                },
-              ]);
-            });
-            log.warn(
-              { orgId: row.org_id, verificationId: row.id, code: error.code },
-              'expired verdict could not be re-verified',
-            );
-            continue;
-          }
-          throw error;
-        }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(REVERIFY_CONCURRENCY, due.length) }, worker));
       return reverified;
     },
   };
+
+  /** Re-verifies one expired verdict; false when there was nothing (more) to do. */
+  async function reverify(row: VerificationRow): Promise<boolean> {
+    if (await hasNewerVerification(db, row.org_id, row.subject_id, row.id)) {
+      await database.transaction((tx) => markExpired(tx, row.org_id, row.id, clock.now()));
+      return false;
+    }
+    const stored = row.request;
+    try {
+      await verify(
+        row.org_id,
+        {
+          subjectId: row.subject_id,
+          ...(stored.account ? { account: stored.account } : {}),
+          ...(stored.brightIdAppUserId ? { brightId: { appUserId: stored.brightIdAppUserId } } : {}),
+          ...(stored.providers ? { providers: stored.providers } : {}),
+        },
+        { supersedes: row },
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof AlreadyHandled) return false;
+      if (!(error instanceof KeelError)) throw error;
+      // Nothing can re-verify it any more (the org removed its providers): the verdict lapses
+      // without a new one.
+      await database.transaction(async (tx) => {
+        const now = clock.now();
+        if (!(await markExpired(tx, row.org_id, row.id, now))) return;
+        await events.emit(tx, row.org_id, [
+          {
+            type: VERIFICATION_EXPIRED.type,
+            payload: {
+              verificationId: row.id,
+              subjectId: row.subject_id,
+              previousOutcome: row.outcome,
+              expiresAt: row.expires_at!.toISOString(),
+              reverificationId: null,
+              newOutcome: null,
+            },
+          },
+        ]);
+      });
+      log.warn(
+        { orgId: row.org_id, verificationId: row.id, code: error.code },
+        'expired verdict could not be re-verified',
+      );
+      return false;
+    }
+  }
 }
 
 export type VerificationsService = ReturnType<typeof createVerificationsService>;

@@ -3,7 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import { createOrgWithApiKey, createUserSession, FIXTURE_PASSWORD } from '../../../test/fixtures.ts';
 import { buildTestApp, createTestDatabase, type TestApp, type TestDatabase } from '../../../test/harness.ts';
 import { assembleModules } from '../../app.ts';
-import type { AuditModule } from './index.ts';
+import type { createAuditModule } from './index.ts';
+
+type AuditModule = ReturnType<typeof createAuditModule>;
 
 /** Security events of the access platform land in the audit chain of the orgs they concern. */
 describe('security events in the audit log', () => {

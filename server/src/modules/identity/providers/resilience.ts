@@ -156,13 +156,6 @@ export function createCircuitBreakers(clock: Clock) {
         breaker.probes = 0;
       }
     },
-    state(key: string): BreakerState {
-      const breaker = breakers.get(key);
-      if (!breaker) return 'closed';
-      if (breaker.state === 'open' && clock.now().getTime() >= breaker.openedAtMs + BREAKER_OPEN_MS)
-        return 'half_open';
-      return breaker.state;
-    },
   };
 }
 

@@ -148,7 +148,8 @@ export function createProviderRunner(deps: {
       }
       breakers.record(breakerKey, !UNHEALTHY.has(result.outcome));
       if (config.cacheTtlSeconds > 0 && CACHEABLE_OUTCOMES.has(result.outcome)) {
-        await kv
+        // Not awaited: the verification need not wait for the cache to hold the answer.
+        void kv
           .set(key, encode(result), { ttlMs: config.cacheTtlSeconds * 1000 })
           .catch((error) => log.warn({ err: error }, 'identity answer cache unwritable'));
       }

@@ -160,7 +160,17 @@ export function createWorldIdAdapter(deps: {
       });
     const chainId = settings.chainId!;
     const client = chainClient(deps.chains, chainId);
-    const proof = decodeAbiParameters([{ type: 'uint256[8]' }], input.proof as Hex)[0];
+    let proof: readonly [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
+    try {
+      proof = decodeAbiParameters([{ type: 'uint256[8]' }], input.proof as Hex)[0];
+    } catch {
+      // The portal's own answer to a proof that is not an ABI-encoded uint256[8].
+      return finding(now, {
+        outcome: 'error',
+        errorCode: 'invalid_format',
+        detail: { mode: 'onchain', attribute: 'proof' },
+      });
+    }
     const nullifierHash = canonicalUint256(input.nullifierHash);
     const call = await readContract(context.signal, () =>
       client.readContract({
