@@ -20,11 +20,10 @@ import { allEventDefinitions, createEventsModule } from './platform/events/index
 import { createMeteringModule } from './platform/metering/index.ts';
 import { operationsRoutes } from './platform/operations/routes.ts';
 import { createWebhooksModule } from './platform/webhooks/index.ts';
+import type { Role } from './roles.ts';
 import { KEEL_VERSION } from './version.ts';
 
-/** `all` serves the API and runs the workers; `api` and `worker` split them across replicas. */
-export const ROLES = ['all', 'api', 'worker'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role } from './roles.ts';
 
 export interface BuildAppOptions extends RuntimeOverrides {
   /** A runtime shared with the workers; when absent the app builds one and closes it with itself. */

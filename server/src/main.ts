@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.ts';
 import { createLogger, type Logger } from './infra/observability/logger.ts';
+import { ROLES } from './roles.ts';
 import { KEEL_VERSION } from './version.ts';
 
 const HELP = `keel ${KEEL_VERSION}: the self-hosted production backend for web3 services
@@ -51,10 +52,9 @@ async function withDatabase(config: Config, log: Logger) {
 }
 
 async function start(role: string) {
-  const { ROLES } = await import('./app.ts');
+  const baseConfig = readConfig();
   if (!(ROLES as readonly string[]).includes(role))
     fail(`--role must be one of ${ROLES.join(', ')}`, EXIT_USAGE);
-  const baseConfig = readConfig();
   const log = createLogger(baseConfig.log);
   const { startTracing } = await import('./infra/observability/tracing.ts');
   const tracing = await startTracing({
@@ -72,7 +72,8 @@ async function start(role: string) {
     }
     shuttingDown = true;
     log.info({ signal }, 'shutting down');
-    for (const cleanup of cleanups.reverse()) {
+    // Last registered, first run; a step registered while shutting down is still run.
+    for (let cleanup = cleanups.pop(); cleanup; cleanup = cleanups.pop()) {
       try {
         await cleanup();
       } catch (error) {
@@ -81,7 +82,8 @@ async function start(role: string) {
     }
     await tracing?.shutdown().catch(() => {});
     log.info('stopped');
-    log.flush();
+    // Log lines are written asynchronously: exit only once the last ones are out, in order.
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
     process.exit(0);
   };
   // Signals that arrive during start-up run the same ordered shutdown over what has started so far.
@@ -108,22 +110,8 @@ async function start(role: string) {
   if (shuttingDown) return;
 
   const app = await buildApp(config, { runtime, role: role as 'all' });
-  const address = await app.listen({ port: config.http.port, host: config.http.host });
-  log.info(
-    { url: address, role, version: KEEL_VERSION, startMs: Math.round(performance.now() - startedAt) },
-    'keel listening',
-  );
-  if (role !== 'api') {
-    const worker = await startWorker({ pool: runtime.database.pool, jobs: systemJobs(runtime), log });
-    cleanups.push(() => worker.stop());
-    for (const module of assembleModules(runtime)) {
-      if (!module.background) continue;
-      await module.background.start();
-      cleanups.push(() => module.background!.stop());
-    }
-  }
-  // Pushed last, so it runs first: HTTP drains before the workers and pools stop.
-  cleanups.push(async () => {
+  // The HTTP drain is registered now, so a signal from here on always drains HTTP first.
+  const drain = async () => {
     // Stop accepting connections and let in-flight requests finish, up to the drain deadline.
     const drained = app.close();
     const deadline = new Promise<'timeout'>((resolve) =>
@@ -137,7 +125,28 @@ async function start(role: string) {
       app.server.closeAllConnections();
       await drained;
     }
-  });
+  };
+  cleanups.push(drain);
+  const address = await app.listen({ port: config.http.port, host: config.http.host });
+  log.info(
+    { url: address, role, version: KEEL_VERSION, startMs: Math.round(performance.now() - startedAt) },
+    'keel listening',
+  );
+  if (role === 'api') return;
+  // Workers stop after HTTP has drained and before the pools close, so their cleanups go below
+  // the drain. Cleanups run one at a time from the end, so a signal mid-way is still ordered.
+  cleanups.pop();
+  try {
+    const worker = await startWorker({ pool: runtime.database.pool, jobs: systemJobs(runtime), log });
+    cleanups.push(() => worker.stop());
+    for (const module of assembleModules(runtime)) {
+      if (!module.background || shuttingDown) continue;
+      await module.background.start();
+      cleanups.push(() => module.background!.stop());
+    }
+  } finally {
+    cleanups.push(drain);
+  }
 }
 
 async function migrateCommand() {

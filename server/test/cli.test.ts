@@ -260,15 +260,8 @@ function shutdownProblems(keel: KeelProcess): string[] {
     .map((line) => `${line.level}: ${line.msg}`);
 }
 
-/** A todo while known bugs remain (see the report): they make these checks fail, or fail at times. */
-const SHUTDOWN_TODO =
-  'database.close() leaves the pool open when Kysely never ran a query (db.destroy() is then a no-op), and ' +
-  "pg-pool's end() resolves before its sockets close, so PostgreSQL is stopped under open connections; " +
-  'main.ts calls process.exit() right after an asynchronous log.flush(), so the last lines can be reordered';
-
-/** Checks that hold once the known shutdown bugs are fixed: no errors logged, "stopped" last. */
-async function cleanShutdownTodo(t: TestContext, keel: KeelProcess) {
-  await t.test('the shutdown logs no errors and "stopped" is its last line', { todo: SHUTDOWN_TODO }, () => {
+async function cleanShutdown(t: TestContext, keel: KeelProcess) {
+  await t.test('the shutdown logs no errors and "stopped" is its last line', () => {
     assert.deepEqual(shutdownProblems(keel), []);
     assert.equal(keel.logs.at(-1)?.msg, 'stopped');
   });
@@ -314,7 +307,7 @@ const embeddedDefault = () =>
       const run = current();
       running = undefined;
       assertOrderlyStop(run, await run.keel.stop('SIGTERM'), 'SIGTERM', dataDir);
-      await cleanShutdownTodo(t, run.keel);
+      await cleanShutdown(t, run.keel);
     });
 
     it('data written to the embedded database survives a restart', async () => {
@@ -361,7 +354,7 @@ const embeddedDefault = () =>
       const run = current();
       running = undefined;
       assertOrderlyStop(run, await run.keel.stop('SIGINT'), 'SIGINT', dataDir);
-      await cleanShutdownTodo(t, run.keel);
+      await cleanShutdown(t, run.keel);
     });
   });
 
@@ -388,7 +381,7 @@ const keelMigrate = () =>
       assert.equal(summary.applied, files.length, first.stdout());
       assert.equal(first.logs.filter((line) => line.msg === 'migration applied').length, files.length);
       // The migrations are committed once the summary is logged; the second run starts then rather
-      // than at the first one's exit, which a known bug delays by 30 s (see the todo test below).
+      // than at the first one's exit, which the test below checks separately.
       const second = spawnKeel(['migrate'], { cwd, env });
       const [firstExit, secondExit] = await Promise.all([first.waitForExit(), second.waitForExit()]);
       assert.deepEqual(firstExit, { code: 0, signal: null }, first.stderr());
@@ -397,22 +390,11 @@ const keelMigrate = () =>
       const upToDate = second.logs.find((line) => line.msg === 'database is up to date');
       assert.equal(upToDate?.applied, 0, second.stdout());
 
-      await t.test(
-        'keel migrate exits as soon as it is done',
-        {
-          todo:
-            'database.close() never ends the pg pool when Kysely ran no query, so the process waits ' +
-            "for the pool's 30 s idle timeout before it exits",
-        },
-        () => {
-          for (const run of [first, second]) {
-            assert.ok(
-              run.lingeredMs! < LINGER_LIMIT_MS,
-              `exited ${run.lingeredMs} ms after its last log line`,
-            );
-          }
-        },
-      );
+      await t.test('keel migrate exits as soon as it is done', () => {
+        for (const run of [first, second]) {
+          assert.ok(run.lingeredMs! < LINGER_LIMIT_MS, `exited ${run.lingeredMs} ms after its last log line`);
+        }
+      });
 
       const client = new pg.Client({ connectionString: emptyDatabase.url });
       await client.connect();

@@ -133,6 +133,9 @@ export function spawnKeel(args: readonly string[], options: SpawnOptions): KeelP
   child.stderr.on('data', (chunk: string) => {
     stderr += chunk;
   });
+  child.on('error', (error) => {
+    stderr += `\n[spawn error] ${error.message}`;
+  });
   const closed = new Promise<Exit>((resolve) => {
     child.on('exit', () => {
       exitedAt = performance.now();

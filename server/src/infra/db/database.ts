@@ -38,13 +38,25 @@ export function createDatabase(options: {
   // An idle client that loses its server (a restart, a failover) emits here; the pool replaces it.
   pool.on('error', (error) => options.log.warn({ err: error }, 'idle postgres connection failed'));
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  // pg-pool's end() resolves before its sockets have closed; track them, so close() returns only
+  // when no connection is left (the embedded server may be stopped right after).
+  const open = new Set<pg.PoolClient>();
+  pool.on('connect', (client) => open.add(client));
+  pool.on('remove', (client) => open.delete(client));
   let closing: Promise<void> | undefined;
   return {
     pool,
     db,
     transaction: (work) => db.transaction().execute(work),
     close: () => {
-      closing ??= db.destroy();
+      closing ??= (async () => {
+        // Kysely ends the pool only if it ever ran a query through it.
+        await db.destroy();
+        if (!pool.ending) await pool.end();
+        if (open.size > 0) {
+          await new Promise<void>((resolve) => pool.on('remove', () => open.size === 0 && resolve()));
+        }
+      })();
       return closing;
     },
   };

@@ -132,7 +132,7 @@ describe('audit routes', () => {
       const created = await createKey(orgA);
       assert.equal(created.statusCode, 201, created.body);
       const keyId = created.json<{ apiKey: { id: string } }>().apiKey.id;
-      const [entry] = await entries(orgA, `&action=${encodeURIComponent('POST /v1/api-keys')}`);
+      const [entry] = await entries(orgA, `&action=${encodeURIComponent('api_key.created')}`);
       assert.deepEqual(entry!.actor, { kind: 'api_key', id: orgA.keyId });
       assert.equal(entry!.outcome, 'success');
       assert.equal(entry!.status, 201);
@@ -152,7 +152,7 @@ describe('audit routes', () => {
       assert.ok(revoked.statusCode < 300, revoked.body);
       const [revocation] = await entries(
         orgA,
-        `&target=${keyId}&action=${encodeURIComponent('DELETE /v1/api-keys/:keyId')}`,
+        `&target=${keyId}&action=${encodeURIComponent('api_key.revoked')}`,
       );
       assert.deepEqual(revocation!.target, { keyId });
     });
@@ -169,7 +169,7 @@ describe('audit routes', () => {
       await audit.idle();
       const { entries: recorded } = await audit.service.list(
         user.orgId,
-        { actions: ['POST /v1/api-keys'] },
+        { actions: ['api_key.created'] },
         { limit: 10 },
       );
       assert.deepEqual(recorded[0]!.actor, { kind: 'user', id: user.userId });
@@ -184,7 +184,7 @@ describe('audit routes', () => {
       });
       assert.equal(response.statusCode, 400);
       const [entry] = await entries(orgA, '&outcome=failure');
-      assert.equal(entry!.action, 'POST /v1/api-keys');
+      assert.equal(entry!.action, 'api_key.created');
       assert.equal(entry!.status, 400);
     });
 
@@ -308,7 +308,7 @@ describe('audit routes', () => {
     test('streams CSV with the same filters', async () => {
       const response = await app.inject({
         method: 'GET',
-        url: `/v1/audit/export?format=csv&action=${encodeURIComponent('POST /v1/api-keys')}`,
+        url: `/v1/audit/export?format=csv&action=${encodeURIComponent('api_key.created')}`,
         headers: orgA.headers,
       });
       assert.equal(response.statusCode, 200);
@@ -316,7 +316,7 @@ describe('audit routes', () => {
       const [header, ...rows] = response.body.trimEnd().split('\r\n');
       assert.match(header!, /^seq,occurred_at,actor_kind,actor_id,action,/);
       assert.ok(rows.length >= 2);
-      for (const row of rows) assert.match(row, /,POST \/v1\/api-keys,/);
+      for (const row of rows) assert.match(row, /,api_key\.created,/);
     });
 
     test('rejects an unknown format or a limit above the maximum', async () => {

@@ -445,7 +445,11 @@ describe('webhook delivery', () => {
     // 1. Simulate a worker that claimed the delivery and died: status sending, lease running.
     await dispatcher.stop();
     await emit('test_order.created', 1);
-    await dispatcher.fanoutOnce();
+    // The event becomes readable once older transactions in the cluster end: fan out until it has.
+    await waitFor(async () => {
+      await dispatcher.fanoutOnce();
+      return (await deliveries(endpoint.id)).length === 1;
+    });
     await runtime.database.db
       .updateTable('webhook_deliveries')
       .set({
