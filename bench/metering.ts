@@ -1,18 +1,19 @@
 // Usage metering overhead: an authenticated route (GET /v1/auth/whoami with an API key:
 // authentication, rate limiting and the metering hook, and no database read, so the hook's cost
 // is as visible as it can be) on Keel with request metering on (the default) against the same
-// build with KEEL_METER_REQUESTS=false. Both are `keel start --role api` processes on one
-// database; rounds alternate between them (goal: ratio >= 0.95).
+// build with KEEL_METER_REQUESTS=false. Each side is two `keel start --role api` processes on one
+// database, started metered, unmetered, unmetered, metered; every round loads all four in turn,
+// in alternating directions (goal: ratio >= 0.95).
 //
 // The result is throughput per CPU-second of the server process (its user + system time, read
 // from /proc, over all rounds): what a core serves, with and without metering. On a shared
 // machine wall-clock requests/s swing with whatever else runs, far more than 5 %, while the CPU a
 // process spends per request barely does; the wall-clock medians are printed too.
 //
-// Afterwards the metered process is stopped with SIGTERM, and the requests it counted are checked
-// against what autocannon sent: a graceful shutdown must have flushed every one.
+// Afterwards the metered processes are stopped with SIGTERM, and the requests they counted are
+// checked against what autocannon sent: a graceful shutdown must have flushed every one.
 //
-// BENCH_METERING_CONTROL=1 runs the same rounds with metering off in both processes (an A/A
+// BENCH_METERING_CONTROL=1 runs the same rounds with metering off in all four processes (an A/A
 // run): its ratio shows how far from 1 this machine's noise alone moves the result.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -35,7 +36,6 @@ import {
   median,
   progress,
   round,
-  roundOrder,
   type ServerProcess,
   spawnServer,
 } from './lib.ts';
@@ -160,14 +160,15 @@ function hookCostNs(): number {
   return Math.min(...costs);
 }
 
+type Role = 'baseline' | 'measured';
+
 export async function run(): Promise<BenchResult> {
   const database = await benchDatabase();
-  const dataDirs = [
-    await mkdtemp(path.join(os.tmpdir(), 'keel-bench-metering-')),
-    await mkdtemp(path.join(os.tmpdir(), 'keel-bench-metering-')),
-  ];
+  const dataDirs: string[] = [];
   const servers: ServerProcess[] = [];
-  const start = async (name: string, meterRequests: boolean, dataDir: string) => {
+  const start = async (name: string, meterRequests: boolean) => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'keel-bench-metering-'));
+    dataDirs.push(dataDir);
     const port = await freePort();
     const server = await spawnServer({
       name,
@@ -195,57 +196,60 @@ export async function run(): Promise<BenchResult> {
     progress(
       `in process: counting one request costs ${round(hookNs, 0)} ns (fastest of ${HOOK_RUNS} x ${HOOK_CALLS} calls)`,
     );
-    // Two identical processes differ by several per cent on this machine (see the control run),
-    // whichever of them is metered: the metered one starts first in one run and second in the
-    // next (BENCH_METERING_ORDER=metered-second), so that a difference between the two slots can
-    // be told from one between metering on and off.
-    const meteredSecond = process.env.BENCH_METERING_ORDER === 'metered-second';
-    const unmeteredFirst = meteredSecond ? await start('keel-unmetered', false, dataDirs[1]!) : undefined;
-    const metered = await start('keel-metered', !CONTROL, dataDirs[0]!);
-    const unmetered = unmeteredFirst ?? (await start('keel-unmetered', false, dataDirs[1]!));
-    const { orgId, apiKey } = await createApiKey(metered.url);
-    progress(`slot order: ${meteredSecond ? 'unmetered started first' : 'metered started first'}`);
+    // Two identical processes differ by several per cent on this machine whatever they run (see
+    // the control run), with the first started often the slower. So each side gets two
+    // processes, started metered, unmetered, unmetered, metered, and every round loads all four:
+    // whatever the slots do to each other is shared by both sides.
+    const slots: { role: Role; server: ServerProcess }[] = [];
+    for (const [index, role] of (['measured', 'baseline', 'baseline', 'measured'] as const).entries()) {
+      const meterRequests = role === 'measured' && !CONTROL;
+      slots.push({
+        role,
+        server: await start(`keel-${role === 'measured' ? 'metered' : 'unmetered'}-${index}`, meterRequests),
+      });
+    }
+    const { orgId, apiKey } = await createApiKey(slots[0]!.server.url);
     progress(
-      `keel --role api on ${metered.url} (${CONTROL ? 'CONTROL RUN: metering off too' : 'metering on'}) and ` +
-        `${unmetered.url} (KEEL_METER_REQUESTS=false); ` +
+      `4 x keel --role api (${CONTROL ? 'CONTROL RUN: metering off in all' : 'metered, unmetered, unmetered, metered'}); ` +
         `GET ${PATH} with an API key, LOG_LEVEL=info, stdout to /dev/null`,
     );
 
-    const targets = { baseline: `${unmetered.url}${PATH}`, measured: `${metered.url}${PATH}` };
-    const pids = { baseline: unmetered.child.pid!, measured: metered.child.pid! };
     const cpu = { baseline: { seconds: 0, requests: 0 }, measured: { seconds: 0, requests: 0 } };
     let sentToMetered = 0;
     let answeredByMetered = 0;
-    for (const [role, url] of Object.entries(targets)) {
-      const warm = await loadWithKey(url, apiKey, WARMUP_SECONDS);
-      if (role === 'measured') {
+    for (const slot of slots) {
+      const warm = await loadWithKey(`${slot.server.url}${PATH}`, apiKey, WARMUP_SECONDS);
+      if (slot.role === 'measured') {
         sentToMetered += warm.sent;
         answeredByMetered += warm.requests;
       }
-      progress(`warm-up ${role === 'measured' ? 'metered' : 'unmetered'}: ${describe(warm)}`);
+      progress(`warm-up ${slot.server.name}: ${describe(warm)}`);
     }
-    const results: Record<'baseline' | 'measured', LoadResult[]> = { baseline: [], measured: [] };
-    for (const [index, order] of roundOrder(ROUNDS).entries()) {
-      for (const role of order) {
-        const cpuBefore = cpuSeconds(pids[role]);
-        const result = await loadWithKey(targets[role], apiKey, ROUND_SECONDS);
-        const cpuUsed = cpuSeconds(pids[role]) - cpuBefore;
-        cpu[role].seconds += cpuUsed;
-        cpu[role].requests += result.requests;
-        results[role].push(result);
-        if (role === 'measured') {
+    const results: Record<Role, LoadResult[]> = { baseline: [], measured: [] };
+    for (let index = 0; index < ROUNDS; index++) {
+      // Alternate the direction each round, so no slot always follows the same one.
+      const order = index % 2 === 0 ? slots : [...slots].reverse();
+      for (const slot of order) {
+        const pid = slot.server.child.pid!;
+        const cpuBefore = cpuSeconds(pid);
+        const result = await loadWithKey(`${slot.server.url}${PATH}`, apiKey, ROUND_SECONDS);
+        const cpuUsed = cpuSeconds(pid) - cpuBefore;
+        cpu[slot.role].seconds += cpuUsed;
+        cpu[slot.role].requests += result.requests;
+        results[slot.role].push(result);
+        if (slot.role === 'measured') {
           sentToMetered += result.sent;
           answeredByMetered += result.requests;
         }
         progress(
-          `round ${index + 1}/${ROUNDS} ${role === 'measured' ? 'metered' : 'unmetered'}: ${describe(result)}, ` +
+          `round ${index + 1}/${ROUNDS} ${slot.server.name}: ${describe(result)}, ` +
             `${round((cpuUsed * 1e6) / result.requests, 1)} CPU-µs/request`,
         );
       }
     }
 
-    // SIGTERM: the metered process drains HTTP, then flushes what it counted since its last flush.
-    await metered.stop();
+    // SIGTERM: each metered process drains HTTP, then flushes what it counted since its last flush.
+    for (const slot of slots) if (slot.role === 'measured') await slot.server.stop();
     if (!CONTROL) {
       const counter = new pg.Client({ connectionString: database.url });
       await counter.connect();
@@ -258,7 +262,7 @@ export async function run(): Promise<BenchResult> {
       const counted = Number(rows[0]?.count ?? 0) - 1;
       const consistent = counted >= answeredByMetered && counted <= sentToMetered;
       progress(
-        `metered process counted ${counted} requests; autocannon sent ${sentToMetered} and got ${answeredByMetered} ` +
+        `metered processes counted ${counted} requests; autocannon sent ${sentToMetered} and got ${answeredByMetered} ` +
           `answers (${consistent ? 'consistent: none lost' : 'MISMATCH'})`,
       );
       if (!consistent) {
