@@ -1,6 +1,7 @@
 // The `keel` command. Only config and the logger are imported eagerly: tracing must start before
 // the HTTP, pg and Redis libraries load, so everything else is imported once it has.
 import { parseArgs } from 'node:util';
+import pino from 'pino';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.ts';
 import { createLogger, type Logger } from './infra/observability/logger.ts';
 import { ROLES } from './roles.ts';
@@ -21,6 +22,16 @@ Usage:
 Configuration comes from environment variables (and a .env file): see docs/configuration.md.
 Without DATABASE_URL, Keel runs an embedded PostgreSQL with its data in KEEL_DATA_DIR.
 `;
+
+/** Writes every buffered log line now (the process is about to exit). */
+function flushLogsSync(log: Logger): void {
+  const stream = (log as unknown as Record<symbol, { flushSync?: () => void }>)[pino.symbols.streamSym];
+  try {
+    stream?.flushSync?.();
+  } catch {
+    // A stream that is not a file descriptor (pretty printing in a TTY) flushes on its own.
+  }
+}
 
 /** Exit codes: 0 success, 1 a runtime failure, 2 bad usage or configuration. */
 const EXIT_FAILURE = 1;
@@ -82,8 +93,8 @@ async function start(role: string) {
     }
     await tracing?.shutdown().catch(() => {});
     log.info('stopped');
-    // Log lines are written asynchronously: exit only once the last ones are out, in order.
-    await new Promise<void>((resolve) => log.flush(() => resolve()));
+    // Log lines are written asynchronously: write out what is buffered, in order, before exiting.
+    flushLogsSync(log);
     process.exit(0);
   };
   // Signals that arrive during start-up run the same ordered shutdown over what has started so far.
