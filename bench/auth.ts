@@ -14,14 +14,15 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
 import {
   type BenchResult,
   benchDatabase,
   freePort,
+  json,
   KEEL_BIN,
   keelEnvironment,
   type LoadResult,
+  load,
   median,
   progress,
   REPO_ROOT,
@@ -67,45 +68,6 @@ function cpuMicros(pid: number): number {
 }
 /** USER_HZ: 100 on every Linux Keel runs on. */
 const CLOCK_TICKS_PER_SECOND = 100;
-
-/** Like lib.ts `load`, with headers: fails on any non-2xx, error or timeout. */
-async function loadWith(
-  url: string,
-  headers: Record<string, string>,
-  durationSec: number,
-): Promise<LoadResult> {
-  if (new URL(url).hostname !== '127.0.0.1') throw new Error(`benchmarks only load 127.0.0.1, not ${url}`);
-  const result = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    duration: durationSec,
-    pipelining: 1,
-    headers,
-  });
-  const failures = result.non2xx + result.errors + result.timeouts;
-  if (failures > 0) {
-    throw new Error(
-      `${url}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts of ${result.requests.total}`,
-    );
-  }
-  return {
-    rps: result.requests.average,
-    p50_ms: result.latency.p50,
-    p99_ms: result.latency.p99,
-    requests: result.requests.total,
-  };
-}
-
-async function json(url: string, init: RequestInit): Promise<Record<string, unknown>> {
-  const response = await fetch(url, {
-    ...init,
-    headers: { 'content-type': 'application/json', ...init.headers },
-  });
-  const body = (await response.json()) as Record<string, unknown>;
-  if (!response.ok)
-    throw new Error(`${init.method ?? 'GET'} ${url}: ${response.status} ${JSON.stringify(body)}`);
-  return body;
-}
 
 export async function run(): Promise<
   BenchResult & { exact: Omit<BenchResult, 'bench' | 'metric' | 'unit'> }
@@ -173,7 +135,11 @@ export async function run(): Promise<
     const headersOf = (target: Target) => (target === 'baseline' || target === 'pipeline' ? {} : keyHeaders);
     const targets: Target[] = ['baseline', 'pipeline', 'local', 'exact'];
     for (const target of targets) {
-      const warm = await loadWith(urls[target], headersOf(target), WARMUP_SECONDS);
+      const warm = await load(urls[target], {
+        connections: CONNECTIONS,
+        durationSec: WARMUP_SECONDS,
+        headers: headersOf(target),
+      });
       progress(`warm-up ${LABELS[target]}: ${describe(warm)}`);
     }
     const processes: Record<Target, ServerProcess> = {
@@ -189,7 +155,11 @@ export async function run(): Promise<
         // The machine is shared: CPU time per request is a figure that other load barely moves.
         const pid = processes[target].child.pid!;
         const cpuBefore = cpuMicros(pid);
-        const loaded = await loadWith(urls[target], headersOf(target), ROUND_SECONDS);
+        const loaded = await load(urls[target], {
+          connections: CONNECTIONS,
+          durationSec: ROUND_SECONDS,
+          headers: headersOf(target),
+        });
         const result = { ...loaded, cpuMicrosPerRequest: (cpuMicros(pid) - cpuBefore) / loaded.requests };
         results[target].push(result);
         progress(`round ${index + 1}/${ROUNDS} ${LABELS[target]}: ${describe(result)}`);

@@ -268,12 +268,14 @@ export interface LoadResult {
   readonly p50_ms: number;
   readonly p99_ms: number;
   readonly requests: number;
+  /** Requests sent, answered or not (more than `requests` when the run ended mid-request). */
+  readonly sent: number;
 }
 
 /** Runs autocannon against `url` (127.0.0.1 only) and fails on any non-2xx, error or timeout. */
 export async function load(
   url: string,
-  options: { connections: number; durationSec: number },
+  options: { connections: number; durationSec: number; headers?: Record<string, string> },
 ): Promise<LoadResult> {
   const { hostname } = new URL(url);
   if (hostname !== '127.0.0.1') throw new Error(`benchmarks only load 127.0.0.1, not ${hostname}`);
@@ -282,6 +284,7 @@ export async function load(
     connections: options.connections,
     duration: options.durationSec,
     pipelining: 1,
+    ...(options.headers && { headers: options.headers }),
   });
   const failures = result.non2xx + result.errors + result.timeouts;
   if (failures > 0) {
@@ -295,5 +298,18 @@ export async function load(
     p50_ms: result.latency.p50,
     p99_ms: result.latency.p99,
     requests: result.requests.total,
+    sent: result.requests.sent,
   };
+}
+
+/** A JSON request to a server under test; a non-2xx answer fails the bench. */
+export async function json(url: string, init: RequestInit): Promise<Record<string, unknown>> {
+  const response = await fetch(url, {
+    ...init,
+    headers: { 'content-type': 'application/json', ...init.headers },
+  });
+  const body = (await response.json()) as Record<string, unknown>;
+  if (!response.ok)
+    throw new Error(`${init.method ?? 'GET'} ${url}: ${response.status} ${JSON.stringify(body)}`);
+  return body;
 }

@@ -20,7 +20,6 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
 import pg from 'pg';
 import client from 'prom-client';
 import { systemClock } from '../server/src/infra/clock.ts';
@@ -30,9 +29,11 @@ import {
   type BenchResult,
   benchDatabase,
   freePort,
+  json,
   KEEL_BIN,
   keelEnvironment,
   type LoadResult,
+  load,
   median,
   progress,
   round,
@@ -73,46 +74,6 @@ function cpuSeconds(pid: number): number {
 
 const describe = (result: LoadResult) =>
   `${Math.round(result.rps)} req/s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms (${result.requests} requests)`;
-
-/** Like lib.ts `load`, with the API key: fails on any non-2xx, error or timeout. */
-async function loadWithKey(
-  url: string,
-  apiKey: string,
-  durationSec: number,
-): Promise<LoadResult & { sent: number }> {
-  if (new URL(url).hostname !== '127.0.0.1') throw new Error(`benchmarks only load 127.0.0.1, not ${url}`);
-  const result = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    duration: durationSec,
-    pipelining: 1,
-    headers: { authorization: `Bearer ${apiKey}` },
-  });
-  const failures = result.non2xx + result.errors + result.timeouts;
-  if (failures > 0) {
-    throw new Error(
-      `${url}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts of ${result.requests.total}`,
-    );
-  }
-  return {
-    rps: result.requests.average,
-    p50_ms: result.latency.p50,
-    p99_ms: result.latency.p99,
-    requests: result.requests.total,
-    sent: result.requests.sent,
-  };
-}
-
-async function json(url: string, init: RequestInit): Promise<Record<string, unknown>> {
-  const response = await fetch(url, {
-    ...init,
-    headers: { 'content-type': 'application/json', ...init.headers },
-  });
-  const body = (await response.json()) as Record<string, unknown>;
-  if (!response.ok)
-    throw new Error(`${init.method ?? 'GET'} ${url}: ${response.status} ${JSON.stringify(body)}`);
-  return body;
-}
 
 /** Signs up (which makes an org) and creates an API key of it, over HTTP. */
 async function createApiKey(baseUrl: string): Promise<{ orgId: string; apiKey: string }> {
@@ -218,7 +179,11 @@ export async function run(): Promise<BenchResult> {
     let sentToMetered = 0;
     let answeredByMetered = 0;
     for (const slot of slots) {
-      const warm = await loadWithKey(`${slot.server.url}${PATH}`, apiKey, WARMUP_SECONDS);
+      const warm = await load(`${slot.server.url}${PATH}`, {
+        connections: CONNECTIONS,
+        durationSec: WARMUP_SECONDS,
+        headers: { authorization: `Bearer ${apiKey}` },
+      });
       if (slot.role === 'measured') {
         sentToMetered += warm.sent;
         answeredByMetered += warm.requests;
@@ -232,7 +197,11 @@ export async function run(): Promise<BenchResult> {
       for (const slot of order) {
         const pid = slot.server.child.pid!;
         const cpuBefore = cpuSeconds(pid);
-        const result = await loadWithKey(`${slot.server.url}${PATH}`, apiKey, ROUND_SECONDS);
+        const result = await load(`${slot.server.url}${PATH}`, {
+          connections: CONNECTIONS,
+          durationSec: ROUND_SECONDS,
+          headers: { authorization: `Bearer ${apiKey}` },
+        });
         const cpuUsed = cpuSeconds(pid) - cpuBefore;
         cpu[slot.role].seconds += cpuUsed;
         cpu[slot.role].requests += result.requests;
