@@ -1,6 +1,7 @@
 // `npm run bench -- NAME` runs bench/NAME.ts: progress lines first, then, as the last line on
 // stdout, one JSON object {bench, metric, value, unit, baseline, ratio, p50_ms, p99_ms}.
 import { readdirSync } from 'node:fs';
+import { ensureBuilt } from '../server/bin/build.js';
 import { type BenchResult, stopAllServers } from './lib.ts';
 
 const EXIT_FAILURE = 1;
@@ -34,6 +35,8 @@ if (!name || !benches.includes(name)) {
 
 let result: BenchResult;
 try {
+  // Benches measure the compiled server: compile it now if it is stale, not in a measured start.
+  await ensureBuilt();
   const module = (await import(`./${name}.ts`)) as { run?: () => Promise<BenchResult> };
   if (typeof module.run !== 'function') throw new Error(`bench/${name}.ts exports no run()`);
   result = await module.run();

@@ -7,6 +7,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { ensureBuilt } from '../server/bin/build.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../server/src/infra/db/embedded.ts';
 import { migrate } from '../server/src/infra/db/migrate.ts';
 import { createLogger } from '../server/src/infra/observability/logger.ts';
@@ -43,6 +44,9 @@ async function testFiles(): Promise<string[]> {
 
 async function main(): Promise<number> {
   const runId = randomBytes(3).toString('hex');
+  // Tests spawn `keel`, which runs server/dist: compile it once now (beside PostgreSQL's start-up)
+  // if the sources changed, rather than in whichever test spawns it first.
+  const built = ensureBuilt();
   let embedded: EmbeddedPostgres | undefined;
   let dataDir: string | undefined;
   let admin: string;
@@ -70,6 +74,7 @@ async function main(): Promise<number> {
     await pool.end();
 
     const files = await testFiles();
+    await built;
     const code = await new Promise<number>((resolve) => {
       const child = spawn(
         process.execPath,

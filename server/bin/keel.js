@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// The `keel` command. TypeScript sources run through tsx's loader, so there is no build step
-// between a clone and a running server.
-import { register } from 'tsx/esm/api';
+// The `keel` command. It runs server/dist, the JavaScript compiled from server/src (see build.js),
+// compiling it first when it is missing or older than the sources. Without a TypeScript compiler
+// (an install without devDependencies and no usable dist), it runs the sources through tsx.
+import { ensureBuilt } from './build.js';
 
-register();
-await import('../src/main.ts');
+if ((await ensureBuilt()) === 'dist') {
+  await import('../dist/main.js');
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/main.ts');
+}

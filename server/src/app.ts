@@ -113,14 +113,18 @@ export async function buildApp(config: Config, options: BuildAppOptions = {}): P
   const role = options.role ?? 'all';
   const app = createPipeline(config, runtime);
   app.decorate('runtime', runtime);
-  await app.register(openapiPlugin, { version: KEEL_VERSION, webhooks: eventWebhooks });
-  await app.register(async (scope) => operationsRoutes(scope as App, runtime));
+  // Hooks first: features attach theirs to each route as it is registered (route-hooks.ts), so
+  // every route, the operational ones and the API reference included, comes after them.
   if (role !== 'worker') {
     await app.register(idempotencyPlugin, { runtime });
     for (const module of assembleModules(runtime)) {
       if (module.hooks)
         await app.register(fp(async (root) => module.hooks!(root as App), { name: `${module.name}-hooks` }));
     }
+  }
+  await app.register(openapiPlugin, { version: KEEL_VERSION, webhooks: eventWebhooks });
+  await app.register(async (scope) => operationsRoutes(scope as App, runtime));
+  if (role !== 'worker') {
     for (const module of assembleModules(runtime)) {
       if (module.routes) await app.register(async (scope) => module.routes!(scope as App));
     }

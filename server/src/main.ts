@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.ts';
 import { createLogger, type Logger } from './infra/observability/logger.ts';
+import { flushRequestLogs } from './infra/observability/request-log.ts';
 import { ROLES } from './roles.ts';
 import { KEEL_VERSION } from './version.ts';
 
@@ -23,9 +24,31 @@ Configuration comes from environment variables (and a .env file): see docs/confi
 Without DATABASE_URL, Keel runs an embedded PostgreSQL with its data in KEEL_DATA_DIR.
 `;
 
-/** Writes every buffered log line now (the process is about to exit). */
-function flushLogsSync(log: Logger): void {
-  const stream = (log as unknown as Record<symbol, { flushSync?: () => void }>)[pino.symbols.streamSym];
+/** Longest the exit waits for buffered log lines to reach stdout. */
+const LOG_DRAIN_TIMEOUT_MS = 2_000;
+
+interface LogStream {
+  /** sonic-boom: an asynchronous write is in flight. */
+  _writing?: boolean;
+  flushSync?: () => void;
+  once?: (event: 'drain', listener: () => void) => void;
+}
+
+/**
+ * Writes every buffered log line, in order, before the process exits. The stream (sonic-boom)
+ * writes asynchronously, and its synchronous flush writes what is queued even while an earlier
+ * write is still in flight, so the last lines could land before that write, or be lost with it.
+ * So: wait for the write in flight to finish, then write the rest synchronously.
+ */
+async function drainLogs(log: Logger): Promise<void> {
+  flushRequestLogs();
+  const stream = (log as unknown as Record<symbol, LogStream | undefined>)[pino.symbols.streamSym];
+  if (stream?._writing === true && typeof stream.once === 'function') {
+    await Promise.race([
+      new Promise<void>((resolve) => stream.once!('drain', resolve)),
+      new Promise<void>((resolve) => setTimeout(resolve, LOG_DRAIN_TIMEOUT_MS).unref()),
+    ]);
+  }
   try {
     stream?.flushSync?.();
   } catch {
@@ -94,7 +117,7 @@ async function start(role: string) {
     await tracing?.shutdown().catch(() => {});
     log.info('stopped');
     // Log lines are written asynchronously: write out what is buffered, in order, before exiting.
-    flushLogsSync(log);
+    await drainLogs(log);
     process.exit(0);
   };
   // Signals that arrive during start-up run the same ordered shutdown over what has started so far.

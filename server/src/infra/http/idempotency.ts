@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import type { JobDefinition } from '../jobs/runner.ts';
 import type { Runtime } from '../runtime.ts';
 import { KeelError } from './errors.ts';
+import { addRouteHooks } from './route-hooks.ts';
 
 /** How long a stored response is replayed for a retried key (Stripe keeps keys for 24 h). */
 export const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -49,8 +50,7 @@ export const idempotencyPlugin = fp<{ runtime: Runtime }>(async (app, { runtime 
   const { db } = runtime.database;
   app.decorateRequest('idempotencyKey', undefined);
 
-  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!request.routeOptions.config.idempotent) return;
+  const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
     const header = request.headers[IDEMPOTENCY_HEADER];
     if (header === undefined) return;
     const key = Array.isArray(header) ? header[0] : header;
@@ -129,9 +129,9 @@ export const idempotencyPlugin = fp<{ runtime: Runtime }>(async (app, { runtime 
     for (const [name, value] of Object.entries(existing.response_headers ?? {})) reply.header(name, value);
     reply.header(REPLAYED_HEADER, 'true');
     return reply.code(existing.response_status ?? 200).send(existing.response_body ?? '');
-  });
+  };
 
-  app.addHook('onSend', async (request, reply, payload) => {
+  const onSend = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const key = request.idempotencyKey;
     const orgId = request.orgId;
     if (!key || !orgId) return payload;
@@ -164,7 +164,10 @@ export const idempotencyPlugin = fp<{ runtime: Runtime }>(async (app, { runtime 
       .where('key', '=', key)
       .execute();
     return payload;
-  });
+  };
+
+  // Only idempotent routes pay for the check; the others never see these hooks.
+  addRouteHooks(app, (route) => (route.config?.idempotent ? { preHandler, onSend } : undefined));
 });
 
 /** Deletes expired keys in bounded batches; returns how many went. */

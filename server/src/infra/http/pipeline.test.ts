@@ -5,8 +5,15 @@ import { configWith } from '../../config.ts';
 import type { ErrorReporter } from '../observability/error-reporter.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createMetrics } from '../observability/metrics.ts';
+import { flushRequestLogs, MAX_LOGGED_URL_LENGTH, requestLogWriter } from '../observability/request-log.ts';
 import { KeelError } from './errors.ts';
-import { type App, createPipeline, REQUEST_ID_HEADER } from './pipeline.ts';
+import {
+  API_SECURITY_HEADERS,
+  type App,
+  createPipeline,
+  PAGE_SECURITY_HEADERS,
+  REQUEST_ID_HEADER,
+} from './pipeline.ts';
 
 const captured: unknown[] = [];
 const reporter: ErrorReporter = {
@@ -43,6 +50,7 @@ async function pipelineWithRoutes(overrides: Parameters<typeof configWith>[0] = 
   app.get('/boom', async () => {
     throw new Error('connection to 10.0.0.7:5432 refused (password=hunter2)');
   });
+  app.get('/docs/page', async (_request, reply) => reply.type('text/html').send('<p>docs</p>'));
   app.get('/conflict', async () => {
     throw new KeelError('CONFLICT', 'The thing changed', { members: { currentVersion: 3 } });
   });
@@ -53,9 +61,10 @@ async function pipelineWithRoutes(overrides: Parameters<typeof configWith>[0] = 
 describe('request logging', () => {
   test('writes one line per request with route, status, duration and request id, and no credentials', async () => {
     const lines: Record<string, unknown>[] = [];
+    // Request lines of one event loop turn arrive in one write.
     const destination = {
-      write: (line: string) => {
-        lines.push(JSON.parse(line));
+      write: (chunk: string) => {
+        for (const line of chunk.split('\n').filter(Boolean)) lines.push(JSON.parse(line));
       },
     };
     const config = configWith({ log: { level: 'info', pretty: false } });
@@ -78,6 +87,7 @@ describe('request logging', () => {
         'x-request-id': 'trace-0001',
       },
     });
+    await new Promise(setImmediate);
     await app.close();
     const requestLines = lines.filter((line) => line.msg === 'request');
     assert.equal(requestLines.length, 1);
@@ -106,6 +116,134 @@ describe('request logging', () => {
     );
     assert.doesNotMatch(lines.join(''), /hunter2|keel_live_x|Bearer y/);
     assert.match(lines.join(''), /\[redacted\]/);
+  });
+});
+
+describe('request log line', () => {
+  async function loggedLines(url: string, logLevel: 'info' | 'warn' = 'info') {
+    const lines: string[] = [];
+    const config = configWith({ log: { level: logLevel, pretty: false } });
+    const app = createPipeline(config, {
+      log: createLogger({
+        level: logLevel,
+        pretty: false,
+        destination: { write: (chunk: string) => void lines.push(...chunk.split(/(?<=\n)/)) },
+      }),
+      metrics: createMetrics(),
+      errorReporter: reporter,
+    });
+    app.get('/echo/:value', async () => ({ ok: true }));
+    await app.ready();
+    await app.inject({ method: 'GET', url });
+    await new Promise(setImmediate);
+    await app.close();
+    return lines;
+  }
+
+  test("is valid JSON in pino's shape whatever the URL holds, and long URLs are cut", async () => {
+    const hostile = '/echo/%22x%22?q="quoted"\\back\u0001&line=%0A';
+    const [line] = (await loggedLines(hostile)).filter((text) => text.includes('"msg":"request"'));
+    const parsed = JSON.parse(line!) as Record<string, unknown>;
+    // The test client percent-encodes quotes and control characters; the backslash stays.
+    assert.equal(parsed.url, '/echo/%22x%22?q=%22quoted%22\\back%01&line=%0A');
+    assert.equal(parsed.route, '/echo/:value');
+    assert.equal(parsed.level, 'info');
+    assert.equal(parsed.name, 'keel');
+    assert.equal(parsed.pid, process.pid);
+    assert.equal(typeof parsed.hostname, 'string');
+    assert.ok(!Number.isNaN(Date.parse(String(parsed.time))));
+    assert.equal(parsed.orgId, undefined);
+    assert.ok(line!.endsWith('}\n'));
+
+    const long = `/echo/x?pad=${'a'.repeat(400)}`;
+    const [cut] = (await loggedLines(long)).filter((text) => text.includes('"msg":"request"'));
+    assert.equal(JSON.parse(cut!).url, `${long.slice(0, MAX_LOGGED_URL_LENGTH)}…`);
+  });
+
+  test('the lines of one event loop turn go out in one write, in order, each a JSON line', async () => {
+    const writes: string[] = [];
+    const log = createLogger({
+      level: 'info',
+      pretty: false,
+      destination: { write: (chunk: string) => void writes.push(chunk) },
+    });
+    const write = requestLogWriter(log);
+    for (let i = 0; i < 3; i++) {
+      write({
+        requestId: `req-${i}-abcdef`,
+        method: 'GET',
+        routeJson: '"/r"',
+        url: `/r?i=${i}`,
+        status: 200,
+        durationMs: 1.23456,
+        orgId: i === 1 ? 'org_x' : undefined,
+        ip: '::1',
+      });
+    }
+    assert.equal(writes.length, 0, 'nothing before the end of the turn');
+    await new Promise(setImmediate);
+    assert.equal(writes.length, 1);
+    const lines = writes[0]!.split('\n');
+    assert.equal(lines.pop(), '');
+    assert.deepEqual(
+      lines.map((line) => JSON.parse(line).url),
+      ['/r?i=0', '/r?i=1', '/r?i=2'],
+    );
+    assert.equal(JSON.parse(lines[1]!).orgId, 'org_x');
+    assert.equal(JSON.parse(lines[0]!).durationMs, 1.235);
+
+    write({
+      requestId: 'req-last-abc',
+      method: 'GET',
+      routeJson: '"/r"',
+      url: '/r',
+      status: 200,
+      durationMs: 1,
+      orgId: undefined,
+      ip: '::1',
+    });
+    flushRequestLogs();
+    assert.equal(writes.length, 2, 'flushRequestLogs writes waiting lines at once (the exit path)');
+    await new Promise(setImmediate);
+    assert.equal(writes.length, 2, 'and they are not written twice');
+  });
+
+  test('a handler logging through request.log gets a line bound to the request id', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const config = configWith({ log: { level: 'info', pretty: false } });
+    const app = createPipeline(config, {
+      log: createLogger({
+        level: 'info',
+        pretty: false,
+        destination: {
+          write: (chunk: string) => {
+            for (const line of chunk.split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+          },
+        },
+      }),
+      metrics: createMetrics(),
+      errorReporter: reporter,
+    });
+    app.get('/talk', async (request) => {
+      request.log.warn({ detail: 'x' }, 'handler says');
+      request.log.child({ step: 2 }).info('child says');
+      return { ok: true };
+    });
+    await app.ready();
+    await app.inject({ method: 'GET', url: '/talk', headers: { 'x-request-id': 'trace-talk-1' } });
+    await new Promise(setImmediate);
+    await app.close();
+    const said = lines.find((line) => line.msg === 'handler says');
+    assert.equal(said?.requestId, 'trace-talk-1');
+    assert.equal(said?.level, 'warn');
+    assert.equal(said?.detail, 'x');
+    const child = lines.find((line) => line.msg === 'child says');
+    assert.equal(child?.requestId, 'trace-talk-1');
+    assert.equal(child?.step, 2);
+  });
+
+  test('follows the log level: nothing is written below info', async () => {
+    assert.deepEqual(await loggedLines('/echo/1', 'warn'), []);
   });
 });
 
@@ -235,10 +373,30 @@ describe('HTTP pipeline', () => {
   });
 
   test('security headers are set on every response', async () => {
-    const response = await app.inject({ method: 'GET', url: '/nowhere' });
-    assert.match(String(response.headers['strict-transport-security']), /max-age=31536000/);
-    assert.equal(response.headers['x-content-type-options'], 'nosniff');
-    assert.match(String(response.headers['content-security-policy']), /frame-ancestors 'none'/);
+    for (const url of ['/nowhere', '/conflict']) {
+      const response = await app.inject({ method: 'GET', url });
+      for (const [name, value] of Object.entries(API_SECURITY_HEADERS)) {
+        assert.equal(response.headers[name], value, `${url}: ${name}`);
+      }
+      assert.match(String(response.headers['strict-transport-security']), /max-age=31536000/);
+      assert.equal(response.headers['x-content-type-options'], 'nosniff');
+      assert.match(String(response.headers['content-security-policy']), /frame-ancestors 'none'/);
+    }
+  });
+
+  test("pages under /docs get helmet's full browser set instead of the API set", async () => {
+    const pages = await pipelineWithRoutes();
+    try {
+      const response = await pages.inject({ method: 'GET', url: '/docs/page' });
+      assert.equal(response.statusCode, 200);
+      for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
+        assert.equal(response.headers[name], value, name);
+      }
+      assert.equal(response.headers['cache-control'], undefined);
+      assert.equal(response.headers['referrer-policy'], 'no-referrer');
+    } finally {
+      await pages.close();
+    }
   });
 
   test('CORS allows only configured origins', async () => {
@@ -254,5 +412,92 @@ describe('HTTP pipeline', () => {
       headers: { origin: 'https://evil.example.net', 'access-control-request-method': 'POST' },
     });
     assert.equal(denied.headers['access-control-allow-origin'], undefined);
+  });
+
+  test('a preflight from an allowed origin is answered 204 for every API method, with credentials', async () => {
+    for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+      const response = await app.inject({
+        method: 'OPTIONS',
+        url: '/things',
+        headers: {
+          origin: 'https://app.example.com',
+          'access-control-request-method': method,
+          'access-control-request-headers': 'authorization, content-type, idempotency-key',
+        },
+      });
+      assert.equal(response.statusCode, 204);
+      assert.match(String(response.headers['access-control-allow-methods']), new RegExp(`\\b${method}\\b`));
+      assert.equal(response.headers['access-control-allow-credentials'], 'true');
+      assert.equal(
+        response.headers['access-control-allow-headers'],
+        'authorization, content-type, idempotency-key',
+      );
+      assert.equal(response.headers['access-control-max-age'], '600');
+    }
+  });
+
+  test('CORS headers go only to allowed cross-origin requests; every response varies by Origin', async () => {
+    const sameOrigin = await app.inject({ method: 'GET', url: '/conflict' });
+    assert.equal(sameOrigin.headers.vary, 'Origin');
+    for (const name of Object.keys(sameOrigin.headers)) assert.doesNotMatch(name, /^access-control-/);
+
+    const allowed = await app.inject({
+      method: 'GET',
+      url: '/conflict',
+      headers: { origin: 'https://app.example.com' },
+    });
+    assert.equal(allowed.headers['access-control-allow-origin'], 'https://app.example.com');
+    assert.equal(allowed.headers['access-control-allow-credentials'], 'true');
+    assert.match(String(allowed.headers['access-control-expose-headers']), /x-request-id/);
+    assert.match(String(allowed.headers['access-control-expose-headers']), /ratelimit/);
+
+    const foreign = await app.inject({
+      method: 'GET',
+      url: '/conflict',
+      headers: { origin: 'https://evil.example.net' },
+    });
+    for (const name of Object.keys(foreign.headers)) assert.doesNotMatch(name, /^access-control-/);
+  });
+
+  test('without CORS_ORIGINS no response carries CORS headers or varies by Origin', async () => {
+    const closed = await pipelineWithRoutes();
+    try {
+      const response = await closed.inject({
+        method: 'GET',
+        url: '/conflict',
+        headers: { origin: 'https://app.example.com' },
+      });
+      assert.equal(response.headers.vary, undefined);
+      for (const name of Object.keys(response.headers)) assert.doesNotMatch(name, /^access-control-/);
+      const preflight = await closed.inject({
+        method: 'OPTIONS',
+        url: '/things',
+        headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' },
+      });
+      assert.equal(preflight.statusCode, 405);
+    } finally {
+      await closed.close();
+    }
+  });
+
+  test('CORS_ORIGINS=* admits any origin without credentials', async () => {
+    const open = await pipelineWithRoutes({ http: { corsOrigins: ['*'] } });
+    try {
+      const response = await open.inject({
+        method: 'GET',
+        url: '/conflict',
+        headers: { origin: 'https://anyone.example.org' },
+      });
+      assert.equal(response.headers['access-control-allow-origin'], '*');
+      assert.equal(response.headers['access-control-allow-credentials'], undefined);
+    } finally {
+      await open.close();
+    }
+  });
+
+  test('an OPTIONS request that is not a preflight is routed: 405 with Allow on a known path', async () => {
+    const response = await app.inject({ method: 'OPTIONS', url: '/things' });
+    assert.equal(response.statusCode, 405);
+    assert.match(String(response.headers.allow), /POST/);
   });
 });

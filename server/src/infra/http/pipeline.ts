@@ -1,26 +1,35 @@
-import cors from '@fastify/cors';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { trace } from '@opentelemetry/api';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   LogController,
 } from 'fastify';
 import FindMyWay from 'find-my-way';
 import helmet from 'helmet';
-import pino from 'pino';
 import type { Config } from '../../config.ts';
 import { newId } from '../ids.ts';
 import type { ErrorReporter } from '../observability/error-reporter.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type Metrics, UNMATCHED_ROUTE } from '../observability/metrics.ts';
+import { jsonString, requestLogWriter } from '../observability/request-log.ts';
+import { corsPolicy } from './cors.ts';
 import { type ErrorCode, type FieldError, KeelError, ProblemSchema, problem } from './errors.ts';
+import { addRouteHooks } from './route-hooks.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The org the request acts for, once authentication has resolved it. */
     orgId: string | undefined;
+  }
+  interface FastifyInstance {
+    /**
+     * Checks run, in order, on a request that matches no route before it is answered 404 or 405
+     * (authentication and the per-address rate limit): route hooks never see such requests.
+     */
+    unmatchedGuards: Array<(request: FastifyRequest, reply: FastifyReply) => Promise<void>>;
   }
 }
 
@@ -29,17 +38,31 @@ export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{8,128}$/;
 export const REQUEST_ID_HEADER = 'x-request-id';
 /** HSTS max-age: one year. */
 export const HSTS_MAX_AGE_SECONDS = 31_536_000;
-/** Longest a browser may cache a CORS preflight answer. */
-export const CORS_PREFLIGHT_MAX_AGE_SECONDS = 600;
 const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 const METHODS_CHECKED_FOR_405 = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
 /**
- * The security headers of every response, computed once by running helmet against a recording
- * response: helmet stays the source of truth for the header values, and no request pays for
- * building them again.
+ * The security headers of every API response: HSTS, `nosniff`, a CSP that loads nothing and may
+ * not be framed (`frame-ancestors 'none'`, which supersedes X-Frame-Options in every current
+ * browser), and `no-store`, so no cache keeps an answer that may hold a secret. JSON is never
+ * rendered as a page; pages (/docs) get helmet's full set below.
  */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = (() => {
+export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'strict-transport-security': `max-age=${HSTS_MAX_AGE_SECONDS}; includeSubDomains`,
+  'x-content-type-options': 'nosniff',
+});
+
+/** Routes that serve pages a browser renders (the interactive API reference). */
+export const PAGE_ROUTE_PREFIX = '/docs';
+
+/**
+ * The security headers of pages a browser renders (/docs), computed once by running helmet
+ * against a recording response: helmet stays the source of truth for the header values, and no
+ * request pays for building them again.
+ */
+export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = (() => {
   const headers: Record<string, string> = {};
   const recorder = {
     setHeader: (name: string, value: unknown) => {
@@ -67,51 +90,52 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = (() => {
   return Object.freeze(headers);
 })();
 
-/**
- * The logger of the one line per request: it writes to the same stream as the main logger but
- * without its redaction pass, since the line is built here from fields that hold no secret.
- */
-function accessLogger(log: Logger): Logger {
-  return pino(
-    {
-      name: log.bindings().name ?? 'keel',
-      level: log.level,
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    (log as unknown as Record<symbol, pino.DestinationStream>)[pino.symbols.streamSym],
-  );
-}
-
 type LogMethod = (...args: unknown[]) => void;
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
-/** A request logger that creates its pino child only when something logs through it. */
-function lazyChildLogger(
-  parent: FastifyBaseLogger,
-  bindings: Record<string, unknown>,
-  options: object,
-): FastifyBaseLogger {
-  let real: FastifyBaseLogger | undefined;
-  const resolve = () => {
-    real ??= parent.child(bindings, options);
-    return real;
-  };
-  const lazy: Record<string, unknown> = {
-    child: (childBindings: Record<string, unknown>, childOptions?: object) =>
-      resolve().child(childBindings, childOptions),
-    silent: () => {},
-  };
-  for (const level of LEVELS) {
-    lazy[level] = (...args: unknown[]) => (resolve()[level] as LogMethod)(...args);
+const LOG_METHODS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+/**
+ * The request logger Fastify makes for every request. Most requests never log through it, so
+ * the pino child (and its bindings) is created on first use only; the methods live on the
+ * prototype, so a request pays for one small object.
+ */
+class LazyRequestLogger {
+  #real: FastifyBaseLogger | undefined;
+  constructor(
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Record<string, unknown>,
+    private readonly options: object,
+  ) {}
+  resolve(): FastifyBaseLogger {
+    this.#real ??= this.parent.child(this.bindings, this.options);
+    return this.#real;
   }
-  Object.defineProperty(lazy, 'level', {
-    get: () => (real ?? parent).level,
-    set: (value: string) => {
-      resolve().level = value;
+  get level(): string {
+    return (this.#real ?? this.parent).level;
+  }
+  set level(value: string) {
+    this.resolve().level = value;
+  }
+  child(bindings: Record<string, unknown>, options?: object): FastifyBaseLogger {
+    return this.resolve().child(bindings, options);
+  }
+  silent(): void {}
+}
+// fatal … trace: each makes the real logger, then logs through it.
+for (const method of LOG_METHODS) {
+  Object.defineProperty(LazyRequestLogger.prototype, method, {
+    value(this: LazyRequestLogger, ...args: unknown[]) {
+      (this.resolve()[method] as LogMethod)(...args);
     },
   });
-  return lazy as unknown as FastifyBaseLogger;
+}
+
+/** What the response hook needs of a route, worked out on its first request. */
+interface RouteStats {
+  readonly pattern: string;
+  readonly patternJson: string;
+  /** The duration histogram's child per `METHOD STATUS`: no label hashing per request. */
+  readonly durations: Map<string, { observe(value: number): void }>;
 }
 
 export type App = FastifyInstance<
@@ -136,7 +160,8 @@ export function createPipeline(config: Config, deps: PipelineDeps): App {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     // Most requests never log through request.log; its child logger is made on first use only.
-    childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger, bindings, options),
+    childLoggerFactory: (logger, bindings, options) =>
+      new LazyRequestLogger(logger, bindings, options) as unknown as FastifyBaseLogger,
     // One line per request is written by the onResponse hook below, with the fields Keel wants.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: (request) => {
@@ -162,51 +187,77 @@ export function createPipeline(config: Config, deps: PipelineDeps): App {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('orgId', undefined);
+  app.decorate('unmatchedGuards', []);
   app.addSchema(ProblemSchema);
 
   // Callback-style hooks: they run on every request, and skip the promise an async hook costs.
+  const tracing = config.otel.endpoint !== undefined;
+  const cors = corsPolicy(config.http.corsOrigins);
   app.addHook('onRequest', (request, reply, done) => {
-    reply.headers(SECURITY_HEADERS);
+    reply.headers(API_SECURITY_HEADERS);
     reply.header(REQUEST_ID_HEADER, request.id);
-    // With tracing on, the HTTP server span is named after the route pattern, not just the method.
-    const span = trace.getActiveSpan();
-    if (span && request.routeOptions.url) {
-      span.updateName(`${request.method} ${request.routeOptions.url}`);
-      span.setAttribute('http.route', request.routeOptions.url);
-      span.setAttribute('keel.request_id', request.id);
+    // A CORS preflight is answered here, before routing.
+    if (cors(request, reply)) return;
+    if (tracing) {
+      // The HTTP server span is named after the route pattern, not just the method.
+      const span = trace.getActiveSpan();
+      const url = request.routeOptions.url;
+      if (span && url) {
+        span.updateName(`${request.method} ${url}`);
+        span.setAttribute('http.route', url);
+        span.setAttribute('keel.request_id', request.id);
+      }
     }
     done();
   });
+  addRouteHooks(app, (route) =>
+    route.url.startsWith(PAGE_ROUTE_PREFIX)
+      ? {
+          onRequest: (_request, reply, done) => {
+            reply.removeHeader('cache-control');
+            reply.headers(PAGE_SECURITY_HEADERS);
+            done();
+          },
+        }
+      : undefined,
+  );
 
-  const accessLog = accessLogger(deps.log);
+  const writeRequestLine = requestLogWriter(deps.log);
+  // Keyed by the route's config object, which is the same for each of its requests (and one
+  // object serves every unmatched path).
+  const routeStats = new WeakMap<object, RouteStats>();
+  const statsOf = (config: object, url: string | undefined): RouteStats => {
+    let stats = routeStats.get(config);
+    if (stats === undefined) {
+      const pattern = url ?? UNMATCHED_ROUTE;
+      stats = { pattern, patternJson: jsonString(pattern), durations: new Map() };
+      routeStats.set(config, stats);
+    }
+    return stats;
+  };
   app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
+    const options = request.routeOptions;
+    const stats = statsOf(options.config, options.url);
     const durationMs = reply.elapsedTime;
-    deps.metrics.httpRequestDuration.observe(
-      { route, method: request.method, status: String(reply.statusCode) },
-      durationMs / 1000,
-    );
-    accessLog.info(
-      {
-        requestId: request.id,
-        method: request.method,
-        route,
-        url: request.url.length > 256 ? `${request.url.slice(0, 256)}…` : request.url,
-        status: reply.statusCode,
-        durationMs: Math.round(durationMs * 1000) / 1000,
-        orgId: request.orgId,
-        ip: request.ip,
-      },
-      'request',
-    );
+    const status = reply.statusCode;
+    const series = `${request.method} ${status}`;
+    let histogram = stats.durations.get(series);
+    if (histogram === undefined) {
+      histogram = deps.metrics.httpRequestDuration.series(stats.pattern, request.method, String(status));
+      stats.durations.set(series, histogram);
+    }
+    histogram.observe(durationMs / 1000);
+    writeRequestLine({
+      requestId: request.id,
+      method: request.method,
+      routeJson: stats.patternJson,
+      url: request.url,
+      status,
+      durationMs,
+      orgId: request.orgId,
+      ip: request.ip,
+    });
     done();
-  });
-
-  app.register(cors, {
-    origin: config.http.corsOrigins.includes('*') ? true : [...config.http.corsOrigins],
-    credentials: !config.http.corsOrigins.includes('*'),
-    maxAge: CORS_PREFLIGHT_MAX_AGE_SECONDS,
-    exposedHeaders: [REQUEST_ID_HEADER, 'ratelimit', 'ratelimit-policy', 'retry-after', 'location'],
   });
 
   installProblemHandlers(app, deps);
@@ -267,7 +318,8 @@ function installProblemHandlers(app: FastifyInstance, deps: PipelineDeps) {
     }
   });
 
-  app.setNotFoundHandler((request, reply) => {
+  app.setNotFoundHandler(async (request, reply) => {
+    for (const guard of app.unmatchedGuards) await guard(request, reply);
     const path = request.url.split('?')[0] ?? '/';
     const allowed = METHODS_CHECKED_FOR_405.filter(
       (method) => method !== request.method && known.find(method, path) !== null,

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import client from 'prom-client';
+import { SeriesHistogram } from './series-histogram.ts';
 
 /** Buckets for request durations, in seconds: 1 ms to 10 s. */
 export const HTTP_DURATION_BUCKETS_SECONDS = [
@@ -10,7 +11,7 @@ export const UNMATCHED_ROUTE = 'unmatched';
 
 export interface Metrics {
   readonly registry: client.Registry;
-  readonly httpRequestDuration: client.Histogram<'route' | 'method' | 'status'>;
+  readonly httpRequestDuration: SeriesHistogram<'route' | 'method' | 'status'>;
   /** Reports the pool's connection counts at every scrape. */
   observePool(name: string, pool: pg.Pool): void;
 }
@@ -22,13 +23,13 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
-  const httpRequestDuration = new client.Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'HTTP request duration in seconds, by route pattern, method and status code.',
-    labelNames: ['route', 'method', 'status'] as const,
-    buckets: HTTP_DURATION_BUCKETS_SECONDS,
-    registers: [registry],
-  });
+  const httpRequestDuration = new SeriesHistogram(
+    'http_request_duration_seconds',
+    'HTTP request duration in seconds, by route pattern, method and status code.',
+    ['route', 'method', 'status'] as const,
+    HTTP_DURATION_BUCKETS_SECONDS,
+    registry,
+  );
   const pools = new Map<string, pg.Pool>();
   new client.Gauge({
     name: 'keel_db_pool_connections',

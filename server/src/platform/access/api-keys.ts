@@ -5,7 +5,14 @@ import type { EventsService } from '../events/index.ts';
 import { type Page, pageOf } from './cursor.ts';
 import { parseAllowlist } from './domain/cidr.ts';
 import { holdsAll, isKnownPermission, isSessionOnly } from './domain/permissions.ts';
-import { type ApiKeyEnvironment, generateApiKey, hashToken, keyHint, parseApiKey } from './domain/tokens.ts';
+import {
+  type ApiKeyEnvironment,
+  generateApiKey,
+  hashToken,
+  keyHint,
+  parseApiKey,
+  tokenDigest,
+} from './domain/tokens.ts';
 import { API_KEY_CREATED, API_KEY_REVOKED, API_KEY_ROLLED } from './events.ts';
 import type { CachedKey, KeyCache } from './key-cache.ts';
 import type { Actor, Result } from './service.ts';
@@ -128,6 +135,21 @@ export function createApiKeyService(deps: {
     if (entries === undefined) return undefined;
     const parsed = parseAllowlist(entries);
     return parsed.ok ? [...parsed.allowlist.entries] : undefined;
+  };
+
+  /** The checks of a found key: expiry, then the key's IP allowlist; notes the use. */
+  const admit = (key: CachedKey | null, ip: string): KeyVerification => {
+    if (!key)
+      return { ok: false, code: 'UNAUTHENTICATED', detail: 'The API key is not valid or was revoked' };
+    const nowMs = clock.nowMs();
+    if (key.expiresAtMs !== undefined && key.expiresAtMs <= nowMs) {
+      return { ok: false, code: 'UNAUTHENTICATED', detail: 'The API key expired' };
+    }
+    if (key.ipAllowlist && !key.ipAllowlist.allows(ip)) {
+      return { ok: false, code: 'IP_NOT_ALLOWED', detail: `This API key may not be used from ${ip}` };
+    }
+    cache.noteUse(key, nowMs);
+    return { ok: true, key };
   };
 
   return {
@@ -289,18 +311,18 @@ export function createApiKeyService(deps: {
     async verify(secret: string, ip: string): Promise<KeyVerification> {
       const parsed = parseApiKey(secret);
       if (!parsed.ok) return { ok: false, code: 'UNAUTHENTICATED', detail: `The API key ${parsed.reason}` };
-      const key = await cache.lookup(hashToken(secret));
-      if (!key)
-        return { ok: false, code: 'UNAUTHENTICATED', detail: 'The API key is not valid or was revoked' };
-      const now = clock.now();
-      if (key.expiresAtMs !== undefined && key.expiresAtMs <= now.getTime()) {
-        return { ok: false, code: 'UNAUTHENTICATED', detail: 'The API key expired' };
-      }
-      if (key.ipAllowlist && !key.ipAllowlist.allows(ip)) {
-        return { ok: false, code: 'IP_NOT_ALLOWED', detail: `This API key may not be used from ${ip}` };
-      }
-      cache.noteUse(key, now);
-      return { ok: true, key };
+      return admit(await cache.lookup(tokenDigest(secret)), ip);
+    },
+
+    /**
+     * `verify` answered from the cache alone, without a promise, when the cache holds the
+     * secret's answer; undefined when `verify` must load it.
+     */
+    verifyCached(secret: string, ip: string): KeyVerification | undefined {
+      const parsed = parseApiKey(secret);
+      if (!parsed.ok) return { ok: false, code: 'UNAUTHENTICATED', detail: `The API key ${parsed.reason}` };
+      const key = cache.peek(tokenDigest(secret));
+      return key === undefined ? undefined : admit(key, ip);
     },
   };
 }

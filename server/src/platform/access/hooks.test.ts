@@ -74,6 +74,44 @@ describe('the access hooks: authentication, rate limits, authorization', () => {
       }
     });
 
+    test('requests that match no route are authenticated and limited per address too', async () => {
+      const ip = freshAddress();
+      const statuses = [];
+      for (let i = 0; i <= IP_LIMIT; i++) {
+        const probe = await t.app.inject({ method: 'GET', url: `/v1/no-such-thing/${i}`, remoteAddress: ip });
+        statuses.push(probe.statusCode);
+        if (i === 0) assert.equal(probe.headers['ratelimit-policy'], `"ip";q=${IP_LIMIT};w=60`);
+      }
+      assert.deepEqual(statuses, [404, 404, 404, 404, 404, 429]);
+      const badKey = await t.app.inject({
+        method: 'GET',
+        url: '/v1/no-such-thing',
+        headers: bearer(generateApiKey('live')),
+        remoteAddress: freshAddress(),
+      });
+      assert.equal(badKey.statusCode, 401, 'a bad credential is refused before the 404');
+      const { apiKey } = await createOrgWithApiKey(t.app);
+      const known = await t.app.inject({
+        method: 'GET',
+        url: '/v1/no-such-thing',
+        headers: bearer(apiKey),
+        remoteAddress: freshAddress(),
+      });
+      assert.equal(known.statusCode, 404);
+      assert.match(String(known.headers['ratelimit-policy']), /"key";q=/, 'limited per key, not per address');
+    });
+
+    test('the API reference and the OpenAPI document are limited per address like any public route', async () => {
+      const ip = freshAddress();
+      const statuses = [];
+      for (let i = 0; i <= IP_LIMIT; i++) {
+        statuses.push(
+          (await t.app.inject({ method: 'GET', url: '/openapi.json', remoteAddress: ip })).statusCode,
+        );
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+    });
+
     test('authenticated requests are limited per key and per org, not per address', async () => {
       const key = await createOrgWithApiKey(t.app);
       const { apiKeys } = accessOf(t.app);

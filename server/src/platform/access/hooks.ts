@@ -1,8 +1,9 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { Config } from '../../config.ts';
-import type { Principal } from '../../infra/http/auth.ts';
+import type { Permission, Principal } from '../../infra/http/auth.ts';
 import { KeelError } from '../../infra/http/errors.ts';
 import type { App } from '../../infra/http/pipeline.ts';
+import { addRouteHooks } from '../../infra/http/route-hooks.ts';
 import { isId } from '../../infra/ids.ts';
 import { MINUTE_MS, type RateLimitRule, type RateLimitService } from '../rate-limit/index.ts';
 import type { ApiKeyService } from './api-keys.ts';
@@ -184,6 +185,21 @@ export function accessHooks(deps: {
     return rules;
   };
 
+  const principals = new WeakMap<CachedKey, Principal>();
+  const principalOf = (key: CachedKey): Principal => {
+    let principal = principals.get(key);
+    if (!principal) {
+      principal = Object.freeze({
+        kind: 'api_key',
+        id: key.id,
+        orgId: key.orgId,
+        permissions: key.permissions,
+      } as const);
+      principals.set(key, principal);
+    }
+    return principal;
+  };
+
   async function authenticate(
     request: FastifyRequest,
     credential: Credential,
@@ -193,7 +209,7 @@ export function accessHooks(deps: {
       if (!verified.ok) return new KeelError(verified.code, verified.detail);
       const key = verified.key;
       return {
-        principal: { kind: 'api_key', id: key.id, orgId: key.orgId, permissions: key.permissions },
+        principal: principalOf(key),
         rules: rulesOf(key),
         orgAdminIpAllowlist: key.orgAdminIpAllowlist,
       };
@@ -239,15 +255,53 @@ export function accessHooks(deps: {
     };
   }
 
-  return async (app: App) => {
-    app.decorateRequest('principal', undefined);
-    app.decorateRequest('session', undefined);
-    app.addHook('onRoute', documentPermission);
+  /**
+   * The common case decided without a promise: an API key the cache holds, that may call the
+   * route, within limits the local-first limiter can grant from its lease. Anything else (no key,
+   * a key to load, a refusal, an admin route, a limit to ask Redis about) returns false having
+   * consumed nothing, and the full check runs.
+   */
+  const admitCachedKey = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    permission: Permission | undefined,
+  ): boolean => {
+    if (request.headers.authorization === undefined) return false;
+    const credential = readCredential(request);
+    if (credential?.kind !== 'api_key') return false;
+    const verified = apiKeys.verifyCached(credential.token, request.ip);
+    if (!verified?.ok) return false;
+    const key = verified.key;
+    if (permission !== undefined && (!key.permissions.has(permission) || isAdminPermission(permission))) {
+      return false;
+    }
+    if (!rateLimits.tryAdmit(reply, rulesOf(key))) return false;
+    request.principal = principalOf(key);
+    request.orgId = key.orgId;
+    return true;
+  };
 
-    app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-      if (UNLIMITED_ROUTES.has(request.routeOptions.url ?? '')) return;
-      const permission = request.routeOptions.config?.permission;
-      const needsCaller = permission !== undefined || request.routeOptions.config?.authenticated === true;
+  /** The check of one route: `permission` and `authenticated` are the route's settings. */
+  const guardFor = (permission: Permission | undefined, authenticated: boolean) => {
+    const check = fullCheck(permission, authenticated);
+    return (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void => {
+      let admitted: boolean;
+      try {
+        admitted = admitCachedKey(request, reply, permission);
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      if (admitted) done();
+      else check(request, reply).then(() => done(), done);
+    };
+  };
+
+  /** Authentication, limits and authorization in full, for every case. */
+  const fullCheck =
+    (permission: Permission | undefined, authenticated: boolean) =>
+    async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      const needsCaller = permission !== undefined || authenticated;
       const credential = readCredential(request);
       let outcome: Authenticated | KeelError | undefined;
       if (credential) {
@@ -307,7 +361,20 @@ export function accessHooks(deps: {
           }
         }
       }
-    });
+    };
+
+  return async (app: App) => {
+    app.decorateRequest('principal', undefined);
+    app.decorateRequest('session', undefined);
+    app.addHook('onRoute', documentPermission);
+    // Every route but the operational ones, each with its own settings bound once; and every
+    // request that matches no route (limited per address like any anonymous call).
+    addRouteHooks(app, (route) =>
+      UNLIMITED_ROUTES.has(route.url)
+        ? undefined
+        : { onRequest: guardFor(route.config?.permission, route.config?.authenticated === true) },
+    );
+    app.unmatchedGuards.push(fullCheck(undefined, false));
   };
 }
 

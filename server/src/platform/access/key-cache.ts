@@ -45,10 +45,17 @@ export type Invalidation = { keyId: string } | { orgId: string };
 
 export interface KeyCache {
   /** The key behind a secret's hash, from the cache or (on a miss) from Postgres. */
-  lookup(secretHash: Buffer): Promise<CachedKey | null>;
+  /** The key whose secret has this SHA-256 digest (base64, see `tokenDigest`). */
+  lookup(secretDigest: string): Promise<CachedKey | null>;
+  /**
+   * The cached answer for the digest when it is fresh, without waiting: a key, or null for a
+   * secret known not to work. Undefined: not cached (or stale); `lookup` must load it.
+   */
+  peek(secretDigest: string): CachedKey | null | undefined;
   /** Drops the key (or every key of the org) here and on every other replica. */
   invalidate(target: Invalidation): Promise<void>;
-  noteUse(key: CachedKey, at: Date): void;
+  /** Notes that the key was used at `atMs` (epoch ms); written in batches. */
+  noteUse(key: CachedKey, atMs: number): void;
   /** Writes the noted last-used times now (they are written every LAST_USED_FLUSH_INTERVAL_MS). */
   flushLastUsed(): Promise<void>;
   start(): Promise<void>;
@@ -80,7 +87,7 @@ export function createKeyCache(deps: {
   const entries = new Map<string, Entry>();
   const byKey = new Map<string, Set<string>>();
   const loading = new Map<string, Promise<Entry>>();
-  const lastUsed = new Map<string, { orgId: string; keyId: string; at: Date }>();
+  const lastUsed = new Map<string, { orgId: string; keyId: string; atMs: number }>();
   /** Invalidations this replica could not announce yet; retried by the poll. */
   const unannounced: Invalidation[] = [];
   let seenVersion = 0;
@@ -115,7 +122,7 @@ export function createKeyCache(deps: {
   const load = async (hash: string, secretHash: Buffer): Promise<Entry> => {
     const startedIn = generation;
     const row = await findKeyBySecretHash(db, secretHash);
-    const loadedAtMs = clock.now().getTime();
+    const loadedAtMs = clock.nowMs();
     const nowMs = loadedAtMs;
     const secretEnd = row?.secret_expires_at?.getTime();
     const working = row && !row.revoked_at && (secretEnd === undefined || secretEnd > nowMs);
@@ -218,7 +225,11 @@ export function createKeyCache(deps: {
 
   const flushLastUsed = async () => {
     if (lastUsed.size === 0) return;
-    const uses = [...lastUsed.values()];
+    const uses = [...lastUsed.values()].map(({ orgId, keyId, atMs }) => ({
+      orgId,
+      keyId,
+      at: new Date(atMs),
+    }));
     lastUsed.clear();
     try {
       await recordKeysLastUsed(db, uses);
@@ -228,14 +239,18 @@ export function createKeyCache(deps: {
   };
 
   return {
-    async lookup(secretHash) {
-      const hash = secretHash.toString('base64');
-      const nowMs = clock.now().getTime();
+    peek(hash) {
+      const cached = entries.get(hash);
+      return cached && fresh(cached, clock.nowMs()) ? cached.key : undefined;
+    },
+
+    async lookup(hash) {
+      const nowMs = clock.nowMs();
       const cached = entries.get(hash);
       if (cached && fresh(cached, nowMs)) return cached.key;
       let pending = loading.get(hash);
       if (!pending) {
-        pending = load(hash, secretHash).finally(() => loading.delete(hash));
+        pending = load(hash, Buffer.from(hash, 'base64')).finally(() => loading.delete(hash));
         loading.set(hash, pending);
       }
       return (await pending).key;
@@ -251,8 +266,11 @@ export function createKeyCache(deps: {
       }
     },
 
-    noteUse(key, at) {
-      lastUsed.set(key.id, { orgId: key.orgId, keyId: key.id, at });
+    noteUse(key, atMs) {
+      // One entry per key between flushes, updated in place: no allocation per request.
+      const noted = lastUsed.get(key.id);
+      if (noted) noted.atMs = Math.max(noted.atMs, atMs);
+      else lastUsed.set(key.id, { orgId: key.orgId, keyId: key.id, atMs });
     },
 
     flushLastUsed,

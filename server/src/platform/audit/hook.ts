@@ -1,6 +1,7 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../../infra/http/auth.ts';
 import type { App } from '../../infra/http/pipeline.ts';
+import { addRouteHooks } from '../../infra/http/route-hooks.ts';
 import type { Logger } from '../../infra/observability/logger.ts';
 import { type AuditActor, MAX_ACTION_LENGTH } from './domain/chain.ts';
 import type { AuditService } from './service.ts';
@@ -59,32 +60,38 @@ export function auditHooks(deps: { service: AuditService; log: Logger; onFailure
   const pending = new Set<Promise<unknown>>();
   return {
     hooks: async (app: App) => {
-      app.addHook('onResponse', async (request, reply) => {
-        const route = request.routeOptions.url;
-        if (!AUDITED_METHODS.has(request.method) || !route?.startsWith(AUDITED_PREFIX)) return;
-        const configured = request.routeOptions.config.auditAction;
-        if (configured === false) return;
-        const orgId = request.orgId ?? request.principal?.orgId;
-        if (!orgId) return;
-        const write = deps.service
-          .record(undefined, {
-            orgId,
-            ...auditContextOf(request),
-            action: configured ?? `${request.method} ${route}`.slice(0, MAX_ACTION_LENGTH),
-            target: targetOf(request.params, reply.getHeader('location')),
-            outcome: reply.statusCode < 400 ? 'success' : 'failure',
-            status: reply.statusCode,
-          })
-          .catch((error: unknown) => {
-            deps.onFailure();
-            deps.log.error(
-              { err: error, orgId, requestId: request.id, route },
-              'audit entry could not be written',
-            );
-          })
-          .finally(() => pending.delete(write));
-        pending.add(write);
-        await write;
+      // Only mutating /v1 routes are recorded; each gets its action bound once.
+      addRouteHooks(app, (route) => {
+        const methods = Array.isArray(route.method) ? route.method : [route.method];
+        const configured = route.config?.auditAction;
+        if (configured === false || !route.url.startsWith(AUDITED_PREFIX)) return undefined;
+        if (!methods.some((method) => AUDITED_METHODS.has(method))) return undefined;
+        return {
+          onResponse: async (request: FastifyRequest, reply: FastifyReply) => {
+            if (!AUDITED_METHODS.has(request.method)) return;
+            const orgId = request.orgId ?? request.principal?.orgId;
+            if (!orgId) return;
+            const write = deps.service
+              .record(undefined, {
+                orgId,
+                ...auditContextOf(request),
+                action: configured ?? `${request.method} ${route.url}`.slice(0, MAX_ACTION_LENGTH),
+                target: targetOf(request.params, reply.getHeader('location')),
+                outcome: reply.statusCode < 400 ? 'success' : 'failure',
+                status: reply.statusCode,
+              })
+              .catch((error: unknown) => {
+                deps.onFailure();
+                deps.log.error(
+                  { err: error, orgId, requestId: request.id, route: route.url },
+                  'audit entry could not be written',
+                );
+              })
+              .finally(() => pending.delete(write));
+            pending.add(write);
+            await write;
+          },
+        };
       });
     },
     /** Resolves once every write started so far has finished (for shutdown and tests). */

@@ -240,7 +240,7 @@ export function createUsageAggregator(deps: {
       return size;
     },
     add(orgId, meter, aggregation, keyId, route, value) {
-      const hourMs = hourStart(clock.now().getTime());
+      const hourMs = hourStart(clock.nowMs());
       const meters = countersOf(hourMs, orgId, route, keyId);
       const counter = meters.get(meter);
       if (counter) {

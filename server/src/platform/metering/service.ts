@@ -429,7 +429,7 @@ export function createMeteringService(deps: {
 
     async usage(orgId, query) {
       const { granularity } = query;
-      const nowMs = clock.now().getTime();
+      const nowMs = clock.nowMs();
       const step = granularity === 'hour' ? HOUR_MS : DAY_MS;
       // Whole buckets only: `from` rounds down, `to` rounds up.
       const toMs = query.to ? query.to.getTime() : nowMs;
@@ -542,7 +542,7 @@ export function createMeteringService(deps: {
     },
 
     async prune() {
-      const nowMs = clock.now().getTime();
+      const nowMs = clock.nowMs();
       const cutoffs: Record<PrunableTable, Date> = {
         usage_events: new Date(nowMs - EVENT_RETENTION_MS),
         usage_hourly: new Date(nowMs - HOURLY_RETENTION_MS),

@@ -52,6 +52,11 @@ export interface RateLimitService {
    * Redis is down and the failure mode is `closed`.
    */
   enforce(reply: FastifyReply, rules: readonly RateLimitRule[], orgId: string | undefined): Promise<void>;
+  /**
+   * `enforce` without a promise when the limiter can admit the request from local state: true
+   * when it did (headers written); false when `enforce` must run.
+   */
+  tryAdmit(reply: FastifyReply, rules: readonly RateLimitRule[]): boolean;
   readonly limiter: RateLimiter;
   close(): Promise<void>;
 }
@@ -126,7 +131,7 @@ export function createRateLimitService(deps: {
   // here (per replica) and in the store (across replicas).
   const announced = new Map<string, number>();
   const announce = (rule: RateLimitRule, orgId: string, retryAfterMs: number) => {
-    const nowMs = clock.now().getTime();
+    const nowMs = clock.nowMs();
     if ((announced.get(rule.key) ?? 0) > nowMs) return;
     if (announced.size > 10_000) announced.clear();
     announced.set(rule.key, nowMs + rule.windowMs);
@@ -156,8 +161,24 @@ export function createRateLimitService(deps: {
   /** Rule sets reused across requests (a cached key's) format their policy header once. */
   const policies = new WeakMap<readonly RateLimitRule[], string>();
 
+  const policyOf = (rules: readonly RateLimitRule[]): string => {
+    let policy = policies.get(rules);
+    if (policy === undefined) {
+      policy = policyHeader(rules);
+      policies.set(rules, policy);
+    }
+    return policy;
+  };
+
   return {
     limiter,
+    tryAdmit(reply, rules) {
+      const decision = limiter.tryCheck?.(rules);
+      if (!decision?.allowed || decision.degraded) return false;
+      reply.header('ratelimit-policy', policyOf(rules));
+      reply.header('ratelimit', remainingHeader(decision));
+      return true;
+    },
     async enforce(reply, rules, orgId) {
       const decision = await limiter.check(rules);
       if (decision.degraded === 'unavailable') {
@@ -166,12 +187,7 @@ export function createRateLimitService(deps: {
           headers: { 'retry-after': '1' },
         });
       }
-      let policy = policies.get(rules);
-      if (policy === undefined) {
-        policy = policyHeader(rules);
-        policies.set(rules, policy);
-      }
-      reply.header('ratelimit-policy', policy);
+      reply.header('ratelimit-policy', policyOf(rules));
       reply.header('ratelimit', remainingHeader(decision));
       if (decision.allowed) return;
       let blocking = decision.outcomes[0];

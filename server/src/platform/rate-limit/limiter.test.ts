@@ -72,6 +72,66 @@ describe('rate limiter, in memory (the embedded default)', () => {
   });
 });
 
+describe('local-first decisions without a promise (tryCheck)', () => {
+  test('spend the units of a lease, then defer to check; never more than the lease', async () => {
+    const clock = manualClock();
+    const limiter = createLeasingLimiter(createMemoryStore(clock), clock);
+    const rules = [rule('key', 1_000), rule('org', 100_000)];
+    assert.equal(limiter.tryCheck!(rules), undefined, 'no lease yet: the store must be asked');
+    assert.equal((await limiter.check(rules)).allowed, true);
+    const lease = leaseSize(rules);
+    let spent = 0;
+    for (let decision = limiter.tryCheck!(rules); decision; decision = limiter.tryCheck!(rules)) {
+      assert.equal(decision.allowed, true);
+      assert.equal(decision.outcomes.length, 2);
+      spent += 1;
+    }
+    assert.equal(spent, lease - 1, 'the rest of the lease taken by check, and no more');
+    assert.equal((await limiter.check(rules)).allowed, true, 'check takes a new lease');
+    assert.ok(limiter.tryCheck!(rules)?.allowed);
+    clock.advance(LEASE_TTL_MS);
+    assert.equal(limiter.tryCheck!(rules), undefined, 'an expired lease is never spent');
+  });
+
+  test('a denial is never decided without the store', async () => {
+    const clock = manualClock();
+    const limiter = createLeasingLimiter(createMemoryStore(clock), clock);
+    const rules = [rule('key', 1)];
+    assert.equal((await limiter.check(rules)).allowed, true);
+    assert.equal(limiter.tryCheck!(rules), undefined);
+    assert.equal((await limiter.check(rules)).allowed, false);
+    assert.equal(limiter.tryCheck!(rules), undefined);
+  });
+
+  test('the failover wrapper decides locally only while the shared store is healthy', async () => {
+    const clock = manualClock();
+    let failing = false;
+    const store = createMemoryStore(clock);
+    const flaky: KeyValueStore = {
+      ...store,
+      run: ((...args: Parameters<KeyValueStore['run']>) =>
+        failing
+          ? Promise.reject(new Error('connection refused'))
+          : store.run(...args)) as KeyValueStore['run'],
+    };
+    const limiter = withFailover({
+      shared: createLeasingLimiter(flaky, clock),
+      local: createExactLimiter(createMemoryStore(clock)),
+      mode: 'open',
+      clock,
+      log,
+    });
+    const rules = [rule('key', 1_000)];
+    assert.equal((await limiter.check(rules)).allowed, true);
+    assert.ok(limiter.tryCheck!(rules)?.allowed, 'healthy: from the lease');
+    clock.advance(LEASE_TTL_MS);
+    failing = true;
+    const degraded = await limiter.check(rules);
+    assert.equal(degraded.degraded, 'local');
+    assert.equal(limiter.tryCheck!(rules), undefined, 'degraded: every decision goes through check');
+  });
+});
+
 describe('rate limiter, on Redis', { skip: SKIP_WITHOUT_REDIS }, () => {
   const stores: KeyValueStore[] = [];
   const redis = () => {

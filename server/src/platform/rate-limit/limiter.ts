@@ -31,6 +31,11 @@ export interface LimitDecision {
 export interface RateLimiter {
   /** Takes one unit from every rule's bucket, or from none of them. */
   check(rules: readonly LimitRule[]): Promise<LimitDecision>;
+  /**
+   * `check` decided from local state alone, without a promise, when it can be (a local-first
+   * lease with units left); undefined when `check` must ask the store.
+   */
+  tryCheck?(rules: readonly LimitRule[]): LimitDecision | undefined;
   close(): Promise<void>;
 }
 
@@ -130,10 +135,20 @@ export function createLeasingLimiter(
 ): RateLimiter {
   const timeoutMs = options.timeoutMs ?? SHARED_STORE_TIMEOUT_MS;
   const leases = new Map<string, Lease>();
+  // Callers reuse one rules array per key (access caches them), so its lease id is made once.
+  const ids = new WeakMap<readonly LimitRule[], string>();
+  const idOf = (rules: readonly LimitRule[]): string => {
+    let id = ids.get(rules);
+    if (id === undefined) {
+      id = rules.map((rule) => `${rule.key}|${rule.limit}|${rule.windowMs}`).join(',');
+      ids.set(rules, id);
+    }
+    return id;
+  };
   const reserve = async (id: string, rules: readonly LimitRule[], lease: Lease) => {
     const reply = await decideInStore(kv, rules, leaseSize(rules), timeoutMs);
     const outcomes = outcomesOf(rules, reply);
-    const nowMs = clock.now().getTime();
+    const nowMs = clock.nowMs();
     lease.outcomes = outcomes;
     if (reply[0]! > 0) {
       lease.units += reply[0]!;
@@ -148,31 +163,39 @@ export function createLeasingLimiter(
       }
     }
   };
+  /** Spends a unit of the lease if it has one left: the decision, or undefined. */
+  const spend = (lease: Lease, nowMs: number): LimitDecision | undefined => {
+    if (lease.expiresAtMs <= nowMs) lease.units = 0;
+    if (lease.units <= 0) return undefined;
+    lease.units -= 1;
+    const left = lease.units;
+    return {
+      allowed: true,
+      outcomes: lease.outcomes.map((outcome) => ({
+        ...outcome,
+        remaining: outcome.remaining + left,
+        retryAfterMs: 0,
+      })),
+    };
+  };
   return {
+    tryCheck(rules) {
+      const lease = leases.get(idOf(rules));
+      return lease ? spend(lease, clock.nowMs()) : undefined;
+    },
     async check(rules) {
-      const id = rules.map((rule) => `${rule.key}|${rule.limit}|${rule.windowMs}`).join(',');
+      const id = idOf(rules);
       let lease = leases.get(id);
       // Each pass spends a unit, returns a denial, or waits for a refill; every refill either
       // grants units or records a denial, so waiting requests make progress. The cap is a guard.
       for (let attempt = 0; attempt < MAX_REFILL_WAITS; attempt++) {
-        const nowMs = clock.now().getTime();
+        const nowMs = clock.nowMs();
         if (!lease) {
           lease = { units: 0, expiresAtMs: 0, outcomes: [], deniedUntilMs: 0, refill: undefined };
           leases.set(id, lease);
         }
-        if (lease.expiresAtMs <= nowMs) lease.units = 0;
-        if (lease.units > 0) {
-          lease.units -= 1;
-          const left = lease.units;
-          return {
-            allowed: true,
-            outcomes: lease.outcomes.map((outcome) => ({
-              ...outcome,
-              remaining: outcome.remaining + left,
-              retryAfterMs: 0,
-            })),
-          };
-        }
+        const spent = spend(lease, nowMs);
+        if (spent) return spent;
         if (lease.deniedUntilMs > nowMs && !lease.refill) {
           return { allowed: false, outcomes: lease.outcomes };
         }
@@ -223,8 +246,12 @@ export function withFailover(options: {
     get healthy() {
       return healthy;
     },
+    tryCheck(rules) {
+      // Only the healthy path: degrading and recovering go through `check`.
+      return healthy && clock.nowMs() >= downUntilMs ? shared.tryCheck?.(rules) : undefined;
+    },
     async check(rules) {
-      const nowMs = clock.now().getTime();
+      const nowMs = clock.nowMs();
       if (nowMs < downUntilMs) return degrade(rules);
       try {
         // The shared limiters time their own store calls out (SHARED_STORE_TIMEOUT_MS).
@@ -236,7 +263,7 @@ export function withFailover(options: {
         }
         return decision;
       } catch (error) {
-        downUntilMs = clock.now().getTime() + SHARED_STORE_RETRY_MS;
+        downUntilMs = clock.nowMs() + SHARED_STORE_RETRY_MS;
         if (healthy) {
           healthy = false;
           log.warn(

@@ -1,7 +1,9 @@
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { requireOrgId } from '../../../infra/http/auth.ts';
 import { KeelError } from '../../../infra/http/errors.ts';
 import type { App } from '../../../infra/http/pipeline.ts';
+import { addRouteHooks } from '../../../infra/http/route-hooks.ts';
 import type { CookieSettings } from '../hooks.ts';
 import { actorOf, sessionOf, unwrap } from '../present.ts';
 import { SignedInSchema } from '../schemas.ts';
@@ -218,17 +220,22 @@ export function twoFactorPolicyHook(deps: {
   isSessionOnly: (permission: string) => boolean;
 }) {
   return async (app: App) => {
-    app.addHook('onRequest', async (request) => {
-      const permission = request.routeOptions.config?.permission;
-      const principal = request.principal;
-      if (!permission || principal?.kind !== 'session' || !principal.userId || !principal.orgId) return;
-      if (deps.isSessionOnly(permission)) return;
-      if (await deps.service.mustEnrol(principal.orgId, principal.userId)) {
-        throw new KeelError(
-          'TWO_FACTOR_REQUIRED',
-          'This org requires two-factor authentication of owners and admins: enable it at POST /v1/me/two-factor/totp',
-        );
-      }
+    // Only routes whose permission is org-scoped can be refused; the permission is bound once.
+    addRouteHooks(app, (route) => {
+      const permission = route.config?.permission;
+      if (!permission || deps.isSessionOnly(permission)) return undefined;
+      return {
+        onRequest: async (request: FastifyRequest) => {
+          const principal = request.principal;
+          if (principal?.kind !== 'session' || !principal.userId || !principal.orgId) return;
+          if (await deps.service.mustEnrol(principal.orgId, principal.userId)) {
+            throw new KeelError(
+              'TWO_FACTOR_REQUIRED',
+              'This org requires two-factor authentication of owners and admins: enable it at POST /v1/me/two-factor/totp',
+            );
+          }
+        },
+      };
     });
   };
 }
