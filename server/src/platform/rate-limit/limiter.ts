@@ -105,8 +105,15 @@ const MAX_REFILL_WAITS = 1_000;
 export const MAX_LEASES = 10_000;
 /** Units of a lease left unused this long are given up (they stay consumed in the store). */
 export const LEASE_TTL_MS = 1_000;
+/**
+ * When a lease of two units or more is down to this share of its size, the next one is fetched
+ * in the background, so requests do not queue on a refill while a lease runs dry.
+ */
+export const LEASE_PREFETCH_FRACTION = 0.5;
 
 interface Lease {
+  /** Units one reservation asks the store for (`leaseSize` of the rules). */
+  readonly size: number;
   units: number;
   expiresAtMs: number;
   outcomes: readonly LimitOutcome[];
@@ -123,10 +130,12 @@ export function leaseSize(rules: readonly LimitRule[]): number {
 
 /**
  * Local-first mode: a replica takes units from the shared buckets in leases (1 % of the
- * smallest quota, at most 100) with the same atomic script, and spends them locally. Every
- * admitted request was paid for in the store first, so the limit is never exceeded; the cost is
- * under-admission: units leased and not spent within LEASE_TTL_MS are lost, at most one lease
- * per replica and rule set. With quotas under 200 a lease is one unit, which is exact mode.
+ * smallest quota, at most 100) with the same atomic script, and spends them locally; when half a
+ * lease is left, the next is reserved in the background. Every admitted request was paid for in
+ * the store first, so the limit is never exceeded; the cost is under-admission: units leased and
+ * not spent within LEASE_TTL_MS are lost, at most one and a half leases per replica and rule set
+ * (what is left of one, and the next). With quotas under 200 a lease is one unit, nothing is
+ * fetched ahead, and this is exact mode.
  */
 export function createLeasingLimiter(
   kv: KeyValueStore,
@@ -163,12 +172,34 @@ export function createLeasingLimiter(
       }
     }
   };
+  /** Starts a reservation for the lease; requests that need its units await `lease.refill`. */
+  const refill = (id: string, rules: readonly LimitRule[], lease: Lease): void => {
+    const pending = reserve(id, rules, lease).finally(() => {
+      lease.refill = undefined;
+    });
+    lease.refill = pending;
+    // A failure reaches whoever awaits the refill; a prefetch nobody awaits must not go unhandled.
+    pending.catch(() => {});
+  };
   /** Spends a unit of the lease if it has one left: the decision, or undefined. */
-  const spend = (lease: Lease, nowMs: number): LimitDecision | undefined => {
+  const spend = (
+    id: string,
+    rules: readonly LimitRule[],
+    lease: Lease,
+    nowMs: number,
+  ): LimitDecision | undefined => {
     if (lease.expiresAtMs <= nowMs) lease.units = 0;
     if (lease.units <= 0) return undefined;
     lease.units -= 1;
     const left = lease.units;
+    if (
+      lease.size > 1 &&
+      left <= Math.floor(lease.size * LEASE_PREFETCH_FRACTION) &&
+      !lease.refill &&
+      lease.deniedUntilMs <= nowMs
+    ) {
+      refill(id, rules, lease);
+    }
     return {
       allowed: true,
       outcomes: lease.outcomes.map((outcome) => ({
@@ -180,8 +211,9 @@ export function createLeasingLimiter(
   };
   return {
     tryCheck(rules) {
-      const lease = leases.get(idOf(rules));
-      return lease ? spend(lease, clock.nowMs()) : undefined;
+      const id = idOf(rules);
+      const lease = leases.get(id);
+      return lease ? spend(id, rules, lease, clock.nowMs()) : undefined;
     },
     async check(rules) {
       const id = idOf(rules);
@@ -191,20 +223,22 @@ export function createLeasingLimiter(
       for (let attempt = 0; attempt < MAX_REFILL_WAITS; attempt++) {
         const nowMs = clock.nowMs();
         if (!lease) {
-          lease = { units: 0, expiresAtMs: 0, outcomes: [], deniedUntilMs: 0, refill: undefined };
+          lease = {
+            size: leaseSize(rules),
+            units: 0,
+            expiresAtMs: 0,
+            outcomes: [],
+            deniedUntilMs: 0,
+            refill: undefined,
+          };
           leases.set(id, lease);
         }
-        const spent = spend(lease, nowMs);
+        const spent = spend(id, rules, lease, nowMs);
         if (spent) return spent;
         if (lease.deniedUntilMs > nowMs && !lease.refill) {
           return { allowed: false, outcomes: lease.outcomes };
         }
-        if (!lease.refill) {
-          const current = lease;
-          current.refill = reserve(id, rules, current).finally(() => {
-            current.refill = undefined;
-          });
-        }
+        if (!lease.refill) refill(id, rules, lease);
         await lease.refill;
         lease = leases.get(id);
       }
