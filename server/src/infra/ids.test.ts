@@ -28,3 +28,17 @@ test('ids made later sort after earlier ones, and do not repeat', async () => {
   assert.equal(new Set(many).size, 10_000);
   assert.deepEqual([...many].sort(), many, 'ids made in one burst (many per millisecond) sort in order');
 });
+
+test('every id carries the millisecond it was made in, across millisecond boundaries', async () => {
+  const timestampOf = (id: string) =>
+    Number.parseInt(TypeID.fromString(id).toUUID().replaceAll('-', '').slice(0, 12), 16);
+  const deadline = Date.now() + 30;
+  while (Date.now() < deadline) {
+    const before = Date.now();
+    const id = newId('req');
+    const after = Date.now();
+    const ms = timestampOf(id);
+    assert.ok(ms >= before && ms <= after, `${id}: ${ms} not in [${before}, ${after}]`);
+    if (Math.random() < 0.1) await new Promise((resolve) => setImmediate(resolve));
+  }
+});

@@ -81,8 +81,11 @@ function uuidv7(nowMs: number): Uint8Array {
   return bytes;
 }
 
-/** The TypeID base32 suffix of 16 bytes: 26 Crockford characters, the first holding 3 bits. */
-function encodeSuffix(b: Uint8Array): string {
+/**
+ * The first 10 characters of the TypeID base32 suffix: exactly the 48-bit timestamp (bytes 0-5;
+ * the first character holds 3 bits), so every id of one millisecond shares them.
+ */
+function encodeTime(b: Uint8Array): string {
   const a = ALPHABET;
   return (
     a[(b[0]! & 224) >> 5]! +
@@ -94,8 +97,15 @@ function encodeSuffix(b: Uint8Array): string {
     a[((b[3]! & 15) << 1) | ((b[4]! & 128) >> 7)] +
     a[(b[4]! & 124) >> 2] +
     a[((b[4]! & 3) << 3) | ((b[5]! & 224) >> 5)] +
-    a[b[5]! & 31] +
-    a[(b[6]! & 248) >> 3] +
+    a[b[5]! & 31]
+  );
+}
+
+/** The other 16 characters of the suffix: version, variant and the random or counter bits. */
+function encodeRest(b: Uint8Array): string {
+  const a = ALPHABET;
+  return (
+    a[(b[6]! & 248) >> 3]! +
     a[((b[6]! & 7) << 2) | ((b[7]! & 192) >> 6)] +
     a[(b[7]! & 62) >> 1] +
     a[((b[7]! & 1) << 4) | ((b[8]! & 240) >> 4)] +
@@ -114,12 +124,24 @@ function encodeSuffix(b: Uint8Array): string {
   );
 }
 
+let timeCharsMs = -1;
+let timeChars = '';
+
 /**
  * A new TypeID. Written here rather than through typeid-js's generator because ids are made on
  * hot paths (one per request, one per ledger transfer); the format is exactly TypeID's, and
- * typeid-js parses it (see ids.test.ts).
+ * typeid-js parses it (see ids.test.ts). The timestamp's characters are encoded once per
+ * millisecond.
  */
-export const newId: IdGenerator = (prefix) => `${prefix}_${encodeSuffix(uuidv7(Date.now()))}`;
+export const newId: IdGenerator = (prefix) => {
+  const nowMs = Date.now();
+  const b = uuidv7(nowMs);
+  if (nowMs !== timeCharsMs) {
+    timeCharsMs = nowMs;
+    timeChars = encodeTime(b);
+  }
+  return `${prefix}_${timeChars}${encodeRest(b)}`;
+};
 
 /** True when `value` is a well-formed id with the given prefix. */
 export function isId(value: string, prefix: IdPrefix): boolean {
