@@ -1,10 +1,8 @@
 // The `keel` command. Only config and the logger are imported eagerly: tracing must start before
 // the HTTP, pg and Redis libraries load, so everything else is imported once it has.
 import { parseArgs } from 'node:util';
-import pino from 'pino';
 import { type Config, ConfigError, loadConfig, redactConfig } from './config.ts';
-import { createLogger, type Logger } from './infra/observability/logger.ts';
-import { flushRequestLogs } from './infra/observability/request-log.ts';
+import { createLogger, drainLogs, type Logger } from './infra/observability/logger.ts';
 import { ROLES } from './roles.ts';
 import { KEEL_VERSION } from './version.ts';
 
@@ -23,38 +21,6 @@ Usage:
 Configuration comes from environment variables (and a .env file): see docs/configuration.md.
 Without DATABASE_URL, Keel runs an embedded PostgreSQL with its data in KEEL_DATA_DIR.
 `;
-
-/** Longest the exit waits for buffered log lines to reach stdout. */
-const LOG_DRAIN_TIMEOUT_MS = 2_000;
-
-interface LogStream {
-  /** sonic-boom: an asynchronous write is in flight. */
-  _writing?: boolean;
-  flushSync?: () => void;
-  once?: (event: 'drain', listener: () => void) => void;
-}
-
-/**
- * Writes every buffered log line, in order, before the process exits. The stream (sonic-boom)
- * writes asynchronously, and its synchronous flush writes what is queued even while an earlier
- * write is still in flight, so the last lines could land before that write, or be lost with it.
- * So: wait for the write in flight to finish, then write the rest synchronously.
- */
-async function drainLogs(log: Logger): Promise<void> {
-  flushRequestLogs();
-  const stream = (log as unknown as Record<symbol, LogStream | undefined>)[pino.symbols.streamSym];
-  if (stream?._writing === true && typeof stream.once === 'function') {
-    await Promise.race([
-      new Promise<void>((resolve) => stream.once!('drain', resolve)),
-      new Promise<void>((resolve) => setTimeout(resolve, LOG_DRAIN_TIMEOUT_MS).unref()),
-    ]);
-  }
-  try {
-    stream?.flushSync?.();
-  } catch {
-    // A stream that is not a file descriptor (pretty printing in a TTY) flushes on its own.
-  }
-}
 
 /** Exit codes: 0 success, 1 a runtime failure, 2 bad usage or configuration. */
 const EXIT_FAILURE = 1;

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
 import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import { type Config, configWith } from '../src/config.ts';
@@ -108,5 +109,38 @@ export async function buildTestApp(
       await app.close();
       await runtime.close();
     },
+  };
+}
+
+export type InjectMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT';
+
+/**
+ * A test app on a fresh database for the enclosing `describe`: built before its tests, closed and
+ * its database dropped after them. `app` and `inject` are read when a test runs.
+ */
+export function useTestApp(options: Parameters<typeof buildTestApp>[1] = {}) {
+  let database: TestDatabase | undefined;
+  let t: TestApp | undefined;
+  before(async () => {
+    database = await createTestDatabase();
+    t = await buildTestApp(database, options);
+  });
+  after(async () => {
+    await t?.close();
+    await database?.drop();
+  });
+  const app = (): App => {
+    if (!t) throw new Error('useTestApp: the app is built in before(); use it inside tests');
+    return t.app;
+  };
+  return {
+    get app(): App {
+      return app();
+    },
+    inject: (
+      method: InjectMethod,
+      url: string,
+      request: { headers?: Record<string, string>; payload?: object; remoteAddress?: string } = {},
+    ) => app().inject({ method, url, ...request }),
   };
 }

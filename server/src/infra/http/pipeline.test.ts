@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { InjectOptions } from 'fastify';
 import { Type } from 'typebox';
 import { configWith } from '../../config.ts';
 import type { ErrorReporter } from '../observability/error-reporter.ts';
@@ -58,37 +59,57 @@ async function pipelineWithRoutes(overrides: Parameters<typeof configWith>[0] = 
   return app;
 }
 
+/**
+ * Sends one request through a pipeline whose log is captured, and returns every line written
+ * (each ending in a newline) once the request's turn is over: request lines of one event loop
+ * turn arrive in one write.
+ */
+async function logOf(
+  register: (app: App) => void,
+  request: InjectOptions,
+  level: 'info' | 'warn' = 'info',
+): Promise<string[]> {
+  const lines: string[] = [];
+  const config = configWith({ log: { level, pretty: false } });
+  const app = createPipeline(config, {
+    log: createLogger({
+      level,
+      pretty: false,
+      destination: { write: (chunk: string) => void lines.push(...chunk.split(/(?<=\n)/)) },
+    }),
+    metrics: createMetrics(),
+    errorReporter: reporter,
+  });
+  register(app);
+  await app.ready();
+  await app.inject(request);
+  await new Promise(setImmediate);
+  await app.close();
+  return lines;
+}
+
+const parsed = (lines: readonly string[]) => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+
 describe('request logging', () => {
   test('writes one line per request with route, status, duration and request id, and no credentials', async () => {
-    const lines: Record<string, unknown>[] = [];
-    // Request lines of one event loop turn arrive in one write.
-    const destination = {
-      write: (chunk: string) => {
-        for (const line of chunk.split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      },
-    };
-    const config = configWith({ log: { level: 'info', pretty: false } });
-    const app = createPipeline(config, {
-      log: createLogger({ level: 'info', pretty: false, destination }),
-      metrics: createMetrics(),
-      errorReporter: reporter,
-    });
-    app.get('/things/:id', async (request) => {
-      request.orgId = 'org_test';
-      return { ok: true };
-    });
-    await app.ready();
-    await app.inject({
-      method: 'GET',
-      url: '/things/42?x=1',
-      headers: {
-        authorization: 'Bearer keel_live_secret',
-        cookie: 'keel_session=secret',
-        'x-request-id': 'trace-0001',
-      },
-    });
-    await new Promise(setImmediate);
-    await app.close();
+    const lines = parsed(
+      await logOf(
+        (app) =>
+          app.get('/things/:id', async (request) => {
+            request.orgId = 'org_test';
+            return { ok: true };
+          }),
+        {
+          method: 'GET',
+          url: '/things/42?x=1',
+          headers: {
+            authorization: 'Bearer keel_live_secret',
+            cookie: 'keel_session=secret',
+            'x-request-id': 'trace-0001',
+          },
+        },
+      ),
+    );
     const requestLines = lines.filter((line) => line.msg === 'request');
     assert.equal(requestLines.length, 1);
     const [line] = requestLines;
@@ -120,25 +141,8 @@ describe('request logging', () => {
 });
 
 describe('request log line', () => {
-  async function loggedLines(url: string, logLevel: 'info' | 'warn' = 'info') {
-    const lines: string[] = [];
-    const config = configWith({ log: { level: logLevel, pretty: false } });
-    const app = createPipeline(config, {
-      log: createLogger({
-        level: logLevel,
-        pretty: false,
-        destination: { write: (chunk: string) => void lines.push(...chunk.split(/(?<=\n)/)) },
-      }),
-      metrics: createMetrics(),
-      errorReporter: reporter,
-    });
-    app.get('/echo/:value', async () => ({ ok: true }));
-    await app.ready();
-    await app.inject({ method: 'GET', url });
-    await new Promise(setImmediate);
-    await app.close();
-    return lines;
-  }
+  const loggedLines = (url: string, level: 'info' | 'warn' = 'info') =>
+    logOf((app) => app.get('/echo/:value', async () => ({ ok: true })), { method: 'GET', url }, level);
 
   test("is valid JSON in pino's shape whatever the URL holds, and long URLs are cut", async () => {
     const hostile = '/echo/%22x%22?q="quoted"\\back\u0001&line=%0A';
@@ -209,30 +213,17 @@ describe('request log line', () => {
   });
 
   test('a handler logging through request.log gets a line bound to the request id', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const config = configWith({ log: { level: 'info', pretty: false } });
-    const app = createPipeline(config, {
-      log: createLogger({
-        level: 'info',
-        pretty: false,
-        destination: {
-          write: (chunk: string) => {
-            for (const line of chunk.split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-          },
-        },
-      }),
-      metrics: createMetrics(),
-      errorReporter: reporter,
-    });
-    app.get('/talk', async (request) => {
-      request.log.warn({ detail: 'x' }, 'handler says');
-      request.log.child({ step: 2 }).info('child says');
-      return { ok: true };
-    });
-    await app.ready();
-    await app.inject({ method: 'GET', url: '/talk', headers: { 'x-request-id': 'trace-talk-1' } });
-    await new Promise(setImmediate);
-    await app.close();
+    const lines = parsed(
+      await logOf(
+        (app) =>
+          app.get('/talk', async (request) => {
+            request.log.warn({ detail: 'x' }, 'handler says');
+            request.log.child({ step: 2 }).info('child says');
+            return { ok: true };
+          }),
+        { method: 'GET', url: '/talk', headers: { 'x-request-id': 'trace-talk-1' } },
+      ),
+    );
     const said = lines.find((line) => line.msg === 'handler says');
     assert.equal(said?.requestId, 'trace-talk-1');
     assert.equal(said?.level, 'warn');

@@ -14,7 +14,7 @@ import { newId } from '../ids.ts';
 import type { ErrorReporter } from '../observability/error-reporter.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type Metrics, UNMATCHED_ROUTE } from '../observability/metrics.ts';
-import { jsonString, requestLogWriter } from '../observability/request-log.ts';
+import { requestLogWriter } from '../observability/request-log.ts';
 import { corsPolicy } from './cors.ts';
 import { type ErrorCode, type FieldError, KeelError, ProblemSchema, problem } from './errors.ts';
 import { addRouteHooks } from './route-hooks.ts';
@@ -230,7 +230,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): App {
     let stats = routeStats.get(config);
     if (stats === undefined) {
       const pattern = url ?? UNMATCHED_ROUTE;
-      stats = { pattern, patternJson: jsonString(pattern), durations: new Map() };
+      stats = { pattern, patternJson: JSON.stringify(pattern), durations: new Map() };
       routeStats.set(config, stats);
     }
     return stats;

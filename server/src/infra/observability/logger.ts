@@ -1,5 +1,6 @@
 import pino from 'pino';
 import type { LogLevel } from '../../config.ts';
+import { flushRequestLogs } from './request-log.ts';
 
 export type Logger = pino.Logger;
 
@@ -53,4 +54,36 @@ export function createLogger(options: {
   // syscall, instead of one blocking write per request. Nothing waits for a buffer to fill, and
   // pino flushes synchronously when the process exits.
   return pino(settings, pino.destination({ dest: 1, sync: false }));
+}
+
+/** Longest the exit waits for buffered log lines to reach stdout. */
+const LOG_DRAIN_TIMEOUT_MS = 2_000;
+
+interface LogStream {
+  /** sonic-boom: an asynchronous write is in flight. */
+  _writing?: boolean;
+  flushSync?: () => void;
+  once?: (event: 'drain', listener: () => void) => void;
+}
+
+/**
+ * Writes every buffered log line, in order, before the process exits. The stream (sonic-boom)
+ * writes asynchronously, and its synchronous flush writes what is queued even while an earlier
+ * write is still in flight, so the last lines could land before that write, or be lost with it.
+ * So: wait for the write in flight to finish, then write the rest synchronously.
+ */
+export async function drainLogs(log: Logger): Promise<void> {
+  flushRequestLogs();
+  const stream = (log as unknown as Record<symbol, LogStream | undefined>)[pino.symbols.streamSym];
+  if (stream?._writing === true && typeof stream.once === 'function') {
+    await Promise.race([
+      new Promise<void>((resolve) => stream.once!('drain', resolve)),
+      new Promise<void>((resolve) => setTimeout(resolve, LOG_DRAIN_TIMEOUT_MS).unref()),
+    ]);
+  }
+  try {
+    stream?.flushSync?.();
+  } catch {
+    // A stream that is not a file descriptor (pretty printing in a TTY) flushes on its own.
+  }
 }

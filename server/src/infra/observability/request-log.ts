@@ -8,7 +8,7 @@ export const MAX_LOGGED_URL_LENGTH = 256;
 export interface RequestLogEntry {
   readonly requestId: string;
   readonly method: string;
-  /** The route pattern (`/v1/things/:id`), already a JSON string literal (see `jsonString`). */
+  /** The route pattern (`/v1/things/:id`), already a JSON string literal (quoted once per route). */
   readonly routeJson: string;
   readonly url: string;
   readonly status: number;
@@ -16,9 +16,6 @@ export interface RequestLogEntry {
   readonly orgId: string | undefined;
   readonly ip: string;
 }
-
-/** A JSON string literal of `value`, for values fixed per route and quoted once. */
-export const jsonString = (value: string): string => JSON.stringify(value);
 
 const SAFE_TOKEN = /^[\w.:~-]*$/;
 /** Ids and methods are plain tokens (validated on the way in); anything else is escaped. */

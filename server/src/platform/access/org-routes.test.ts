@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   accessOf,
   createMemberSession,
@@ -8,28 +8,14 @@ import {
   FIXTURE_PASSWORD,
   uniqueEmail,
 } from '../../../test/fixtures.ts';
-import { buildTestApp, createTestDatabase, type TestApp, type TestDatabase } from '../../../test/harness.ts';
+import { useTestApp } from '../../../test/harness.ts';
 import { manualClock } from '../../infra/clock.ts';
 import { INVITATION_TTL_MS } from './service.ts';
 
 describe('org routes: the org, its security settings, members and invitations', () => {
-  let database: TestDatabase;
-  let t: TestApp;
   const clock = manualClock(new Date());
-  before(async () => {
-    database = await createTestDatabase();
-    t = await buildTestApp(database, { clock, config: { rateLimit: { ipPerMinute: 100_000 } } });
-  });
-  after(async () => {
-    await t.close();
-    await database.drop();
-  });
-
-  const inject = (
-    method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT',
-    url: string,
-    options: { headers?: Record<string, string>; payload?: object; remoteAddress?: string } = {},
-  ) => t.app.inject({ method, url, ...options });
+  const t = useTestApp({ clock, config: { rateLimit: { ipPerMinute: 100_000 } } });
+  const { inject } = t;
 
   describe('GET and PATCH /v1/org', () => {
     test('reads and renames the org, and sets its rate limit', async () => {

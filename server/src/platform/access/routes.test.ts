@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   accessOf,
   bearer,
@@ -8,7 +8,7 @@ import {
   FIXTURE_PASSWORD,
   uniqueEmail,
 } from '../../../test/fixtures.ts';
-import { buildTestApp, createTestDatabase, type TestApp, type TestDatabase } from '../../../test/harness.ts';
+import { useTestApp } from '../../../test/harness.ts';
 import { manualClock } from '../../infra/clock.ts';
 import { ACCOUNT_THROTTLE } from './domain/login-throttle.ts';
 import { SESSION_IDLE_TIMEOUT_MS } from './service.ts';
@@ -16,25 +16,11 @@ import { SESSION_IDLE_TIMEOUT_MS } from './service.ts';
 const PASSWORD = 'correct horse battery staple';
 
 describe('account routes: sign-up, sign-in, sessions, orgs', () => {
-  let database: TestDatabase;
-  let t: TestApp;
   const clock = manualClock(new Date());
   // Sign-in tests make many unauthenticated requests from one address; the per-address limit
   // has its own tests (hooks.test.ts).
-  before(async () => {
-    database = await createTestDatabase();
-    t = await buildTestApp(database, { clock, config: { rateLimit: { ipPerMinute: 100_000 } } });
-  });
-  after(async () => {
-    await t.close();
-    await database.drop();
-  });
-
-  const inject = (
-    method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT',
-    url: string,
-    options: { headers?: Record<string, string>; payload?: object; remoteAddress?: string } = {},
-  ) => t.app.inject({ method, url, ...options });
+  const t = useTestApp({ clock, config: { rateLimit: { ipPerMinute: 100_000 } } });
+  const { inject } = t;
 
   describe('POST /v1/auth/signup', () => {
     test('creates the user, an org they own and a session usable as Bearer and as cookie', async () => {

@@ -73,6 +73,17 @@ describe('rate limiter, in memory (the embedded default)', () => {
   });
 });
 
+/** The store, with `before` run ahead of each script call (throwing fails the call). */
+function withScriptCalls(store: KeyValueStore, before: () => void): KeyValueStore {
+  return {
+    ...store,
+    run: (async (...args: Parameters<KeyValueStore['run']>) => {
+      before();
+      return store.run(...args);
+    }) as KeyValueStore['run'],
+  };
+}
+
 describe('local-first decisions without a promise (tryCheck)', () => {
   test('spend the units of a lease, then defer to check; never more than the lease', async () => {
     const clock = manualClock();
@@ -111,15 +122,10 @@ describe('local-first decisions without a promise (tryCheck)', () => {
 
   test('a lease of one unit is never fetched ahead (quotas under 200: exact mode)', async () => {
     const clock = manualClock();
-    const store = createMemoryStore(clock);
     let calls = 0;
-    const counting: KeyValueStore = {
-      ...store,
-      run: ((...args: Parameters<KeyValueStore['run']>) => {
-        calls += 1;
-        return store.run(...args);
-      }) as KeyValueStore['run'],
-    };
+    const counting = withScriptCalls(createMemoryStore(clock), () => {
+      calls += 1;
+    });
     const limiter = createLeasingLimiter(counting, clock);
     const rules = [rule('key', 100)];
     assert.equal(leaseSize(rules), 1);
@@ -141,14 +147,9 @@ describe('local-first decisions without a promise (tryCheck)', () => {
   test('the failover wrapper decides locally only while the shared store is healthy', async () => {
     const clock = manualClock();
     let failing = false;
-    const store = createMemoryStore(clock);
-    const flaky: KeyValueStore = {
-      ...store,
-      run: ((...args: Parameters<KeyValueStore['run']>) =>
-        failing
-          ? Promise.reject(new Error('connection refused'))
-          : store.run(...args)) as KeyValueStore['run'],
-    };
+    const flaky = withScriptCalls(createMemoryStore(clock), () => {
+      if (failing) throw new Error('connection refused');
+    });
     const limiter = withFailover({
       shared: createLeasingLimiter(flaky, clock),
       local: createExactLimiter(createMemoryStore(clock)),
