@@ -16,9 +16,51 @@ export type Tx = Transaction<Tables>;
 export interface Database {
   readonly pool: pg.Pool;
   readonly db: Db;
-  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  /**
+   * Runs `work` in one transaction: committed when it resolves, rolled back when it throws.
+   * Hooks registered with `afterCommit(tx, …)` run once it has committed.
+   */
   transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+/** Hooks of the transactions open now, keyed by the query builder their work is given. */
+const commitHooks = new WeakMap<Db | Tx, (() => void)[]>();
+
+/**
+ * Runs `hook` once the work done through `executor` has committed: at the end of a transaction
+ * Keel opened (`Database.transaction`, or one that calls `trackCommit`), dropped if it rolls
+ * back; at once for a plain connection, whose statements commit as they complete. Returns false,
+ * and keeps nothing, for a transaction Keel does not track: the caller must then act inside it.
+ */
+export function afterCommit(executor: Db | Tx, hook: () => void): boolean {
+  const hooks = commitHooks.get(executor);
+  if (hooks) {
+    hooks.push(hook);
+    return true;
+  }
+  if (executor.isTransaction) return false;
+  hook();
+  return true;
+}
+
+/**
+ * For code that opens its own transactions: registers `builder` as the one a transaction's work
+ * runs through, and returns what to call after its commit (runs the hooks) and after a rollback
+ * (drops them). One builder holds one open transaction at a time.
+ */
+export function trackCommit(builder: Db | Tx): { committed(): void; abandoned(): void } {
+  const hooks: (() => void)[] = [];
+  commitHooks.set(builder, hooks);
+  return {
+    committed() {
+      commitHooks.delete(builder);
+      for (const hook of hooks) hook();
+    },
+    abandoned() {
+      commitHooks.delete(builder);
+    },
+  };
 }
 
 export function createDatabase(options: {
@@ -47,7 +89,20 @@ export function createDatabase(options: {
   return {
     pool,
     db,
-    transaction: (work) => db.transaction().execute(work),
+    async transaction(work) {
+      let tracked: ReturnType<typeof trackCommit> | undefined;
+      try {
+        const result = await db.transaction().execute((tx) => {
+          tracked = trackCommit(tx);
+          return work(tx);
+        });
+        tracked?.committed();
+        return result;
+      } catch (error) {
+        tracked?.abandoned();
+        throw error;
+      }
+    },
     close: () => {
       closing ??= (async () => {
         // Kysely ends the pool only if it ever ran a query through it.

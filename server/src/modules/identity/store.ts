@@ -242,47 +242,67 @@ export async function insertVerification(
     .execute();
 }
 
+/** Whom identifiers are bound to: a known subject, or whoever `subjectForAccount` finds. */
+export type BindingSubject = { readonly id: string } | { readonly account: string };
+
 /**
- * Binds each identifier to `subjectId` unless it is bound already, and adds the chains it was
- * seen on; returns the subject each is bound to. One statement, so two verifications
- * presenting the same identifier at once bind it to exactly one of them; rows go in a fixed
- * order so two such statements lock in the same order.
+ * Binds each identifier to the subject unless it is bound already, and adds the chains it was
+ * seen on; returns the subject and the subject each identifier is bound to. Given an account
+ * instead of a subject, it first looks the subject up as `subjectForAccount` does, in the same
+ * statement, and binds nothing (returning no subject) when there is none. One statement, so
+ * two verifications presenting the same identifier at once bind it to exactly one of them; rows
+ * go in a fixed order so two such statements lock in the same order.
  */
 export async function bindIdentifiers(
   tx: Tx,
-  context: { orgId: string; subjectId: string; verificationId: string; now: Date },
+  context: { orgId: string; subject: BindingSubject; verificationId: string; now: Date },
   identifiers: readonly { provider: ProviderName; identifier: string; chainIds: readonly number[] }[],
-): Promise<Map<ProviderName, string>> {
-  if (identifiers.length === 0) return new Map();
+): Promise<{ subjectId: string | undefined; bound: Map<ProviderName, string> }> {
+  const { orgId, subject } = context;
   const sorted = [...identifiers].sort(
     (a, b) => a.provider.localeCompare(b.provider) || a.identifier.localeCompare(b.identifier),
   );
-  const { rows } = await sql<{ provider: ProviderName; subject_id: string }>`
-    insert into identity_identifiers
-      (org_id, provider, identifier, subject_id, first_verification_id, chain_ids, created_at, updated_at)
-    select ${context.orgId}, t.provider, t.identifier, ${context.subjectId}, ${context.verificationId},
-      coalesce(string_to_array(nullif(t.chains, ''), ',')::integer[], '{}'), ${context.now}, ${context.now}
-    from unnest(${sorted.map((i) => i.provider)}::text[], ${sorted.map((i) => i.identifier)}::text[],
-      ${sorted.map((i) => i.chainIds.join(','))}::text[]) with ordinality as t(provider, identifier, chains, n)
-    order by t.n
-    on conflict (org_id, provider, identifier) do update set
-      chain_ids = array(select distinct c from unnest(identity_identifiers.chain_ids || excluded.chain_ids) c order by c),
-      updated_at = excluded.updated_at
-    returning provider, subject_id`.execute(tx);
-  return new Map(rows.map((row) => [row.provider, row.subject_id]));
+  const known =
+    'id' in subject
+      ? sql`select ${subject.id}::text as subject_id`
+      : subjectForAccountQuery(orgId, subject.account, identifiers);
+  const { rows } = await sql<{
+    subject: string | null;
+    provider: ProviderName | null;
+    bound_to: string | null;
+  }>`
+    with known as (${known}),
+    bound as (
+      insert into identity_identifiers
+        (org_id, provider, identifier, subject_id, first_verification_id, chain_ids, created_at, updated_at)
+      select ${orgId}, t.provider, t.identifier, known.subject_id, ${context.verificationId},
+        coalesce(string_to_array(nullif(t.chains, ''), ',')::integer[], '{}'), ${context.now}, ${context.now}
+      from known, unnest(${sorted.map((i) => i.provider)}::text[], ${sorted.map((i) => i.identifier)}::text[],
+        ${sorted.map((i) => i.chainIds.join(','))}::text[]) with ordinality as t(provider, identifier, chains, n)
+      order by t.n
+      on conflict (org_id, provider, identifier) do update set
+        chain_ids = array(select distinct c from unnest(identity_identifiers.chain_ids || excluded.chain_ids) c order by c),
+        updated_at = excluded.updated_at
+      returning provider, subject_id
+    )
+    select (select subject_id from known) as subject, bound.provider, bound.subject_id as bound_to
+    from (select 1) as one left join bound on true`.execute(tx);
+  return {
+    subjectId: rows[0]?.subject ?? undefined,
+    bound: new Map(rows.filter((row) => row.provider !== null).map((row) => [row.provider!, row.bound_to!])),
+  };
 }
 
 /**
  * The subject an account-only verification belongs to: the subject one of its identifiers is
  * bound to (earliest binding first), else the subject of the account's latest verification.
  */
-export async function subjectForAccount(
-  executor: Executor,
+function subjectForAccountQuery(
   orgId: string,
   account: string,
   identifiers: readonly { provider: ProviderName; identifier: string }[],
-): Promise<string | undefined> {
-  const { rows } = await sql<{ subject_id: string }>`
+) {
+  return sql<{ subject_id: string }>`
     (select subject_id, 0 as rank, created_at from identity_identifiers
       where org_id = ${orgId}
         and (provider, identifier) in (
@@ -292,8 +312,7 @@ export async function subjectForAccount(
     (select subject_id, 1 as rank, created_at from identity_verifications
       where org_id = ${orgId} and account = ${account}
       order by created_at desc limit 1)
-    order by rank limit 1`.execute(executor);
-  return rows[0]?.subject_id;
+    order by rank limit 1`;
 }
 
 export function findVerification(executor: Executor, orgId: string, id: string) {

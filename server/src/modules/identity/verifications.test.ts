@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ed25519 } from '@noble/curves/ed25519';
+import { sql } from 'kysely';
 import { encodeAbiParameters, getAddress } from 'viem';
 import { createOrgWithApiKey } from '../../../test/fixtures.ts';
 import { buildTestApp, createTestDatabase, type TestApp, type TestDatabase } from '../../../test/harness.ts';
@@ -116,6 +117,38 @@ describe('verification end to end, against the provider stand-ins', () => {
     const completed = await eventsOf(org.orgId, 'verification.completed');
     assert.ok(
       completed.some((event) => event.verificationId === verification.id && event.outcome === 'verified'),
+    );
+  });
+
+  test('should give concurrent first verifications of one account one subject, and bind to it', async () => {
+    const account = address();
+    passport.setScore(account, { score: 30 });
+    const verifications = await Promise.all(
+      Array.from({ length: 8 }, () => verify({ account, providers: ['passport'] })),
+    );
+    const subjects = new Set(verifications.map((v: { subjectId: string }) => v.subjectId));
+    assert.equal(subjects.size, 1, 'one human, one subject');
+    assert.ok(verifications.every((v: { duplicate: boolean }) => !v.duplicate));
+    const [subjectId] = subjects;
+    const bindings = await keel.runtime.database.db
+      .selectFrom('identity_identifiers')
+      .select(['subject_id', 'first_verification_id'])
+      .where('org_id', '=', org.orgId)
+      .where('provider', '=', 'passport')
+      .where('identifier', '=', account.toLowerCase())
+      .execute();
+    assert.equal(bindings.length, 1);
+    assert.equal(bindings[0]!.subject_id, subjectId);
+    assert.ok(verifications.some((v: { id: string }) => v.id === bindings[0]!.first_verification_id));
+    const stored = await keel.runtime.database.db
+      .selectFrom('identity_subjects')
+      .select('id')
+      .where('org_id', '=', org.orgId)
+      .where(sql<boolean>`metadata->>'account' = ${`eip155:1:${getAddress(account)}`}`)
+      .execute();
+    assert.deepEqual(
+      stored.map((row) => row.id),
+      [subjectId],
     );
   });
 

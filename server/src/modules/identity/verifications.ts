@@ -41,7 +41,6 @@ import {
   markExpired,
   type NewEvidence,
   type StoredRequest,
-  subjectForAccount,
   type VerificationRow,
 } from './store.ts';
 import { page } from './subjects.ts';
@@ -351,8 +350,11 @@ export function createVerificationsService(deps: {
           identifier: item.identifier!,
           chainIds: item.chainIds ?? (item.chainId ? [item.chainId] : []),
         }));
-      if (!subjectId) subjectId = await resolveSubject(tx, orgId, account!, presented);
-      const bound = await bindIdentifiers(tx, { orgId, subjectId, verificationId: id, now }, presented);
+      const binding = { orgId, verificationId: id, now };
+      let bound: Map<ProviderName, string>;
+      if (subjectId)
+        ({ bound } = await bindIdentifiers(tx, { ...binding, subject: { id: subjectId } }, presented));
+      else ({ subjectId, bound } = await bindToAccountSubject(tx, binding, account!, presented));
       const duplicates = presented
         .map((item) => item.provider)
         .filter((provider) => bound.get(provider) !== subjectId);
@@ -454,32 +456,35 @@ export function createVerificationsService(deps: {
   }
 
   /**
-   * The subject of a verification asked by an account nobody linked: the subject an identifier
-   * it presented is bound to (the same PoH humanity or World ID nullifier, maybe seen on another
-   * chain, is the same human), else the subject of earlier verifications of the account, else a
-   * new subject. A lock on (org, account), taken only when none is found, keeps two concurrent
-   * first verifications of one account from creating two subjects.
+   * Binds the identifiers of a verification asked by an account nobody linked to its subject:
+   * the subject an identifier it presented is bound to (the same PoH humanity or World ID
+   * nullifier, maybe seen on another chain, is the same human), else the subject of earlier
+   * verifications of the account, else a new subject. Finding and binding is one statement. A
+   * lock on (org, account), taken only when nobody is found, keeps two concurrent first
+   * verifications of one account from creating two subjects.
    */
-  async function resolveSubject(
+  async function bindToAccountSubject(
     tx: Tx,
-    orgId: string,
+    binding: { orgId: string; verificationId: string; now: Date },
     account: string,
-    presented: readonly { provider: ProviderName; identifier: string }[],
-  ): Promise<string> {
-    const known = await subjectForAccount(tx, orgId, account, presented);
-    if (known) return known;
+    presented: Parameters<typeof bindIdentifiers>[2],
+  ): Promise<{ subjectId: string; bound: Map<ProviderName, string> }> {
+    const { orgId } = binding;
+    const known = await bindIdentifiers(tx, { ...binding, subject: { account } }, presented);
+    if (known.subjectId) return { subjectId: known.subjectId, bound: known.bound };
     // Only a first verification creates a subject: lock, then look again under the lock.
     await sql`select pg_advisory_xact_lock(hashtextextended(${`identity:${orgId}:${account}`}, 0))`.execute(
       tx,
     );
-    const raced = await subjectForAccount(tx, orgId, account, presented);
-    if (raced) return raced;
+    const raced = await bindIdentifiers(tx, { ...binding, subject: { account } }, presented);
+    if (raced.subjectId) return { subjectId: raced.subjectId, bound: raced.bound };
     const { subject } = await subjects.create(
       orgId,
       { metadata: { createdBy: 'verification', account } },
       tx,
     );
-    return subject.id;
+    const { bound } = await bindIdentifiers(tx, { ...binding, subject: { id: subject.id } }, presented);
+    return { subjectId: subject.id, bound };
   }
 
   const verdicts: VerdictSource = {

@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import type pg from 'pg';
 import type { Clock } from '../../infra/clock.ts';
-import type { Database, Tx } from '../../infra/db/database.ts';
+import { type Database, type Tx, trackCommit } from '../../infra/db/database.ts';
 import type { Tables } from '../../infra/db/tables.ts';
 import { KeelError } from '../../infra/http/errors.ts';
 import type { Logger } from '../../infra/observability/logger.ts';
@@ -117,13 +117,17 @@ async function batchTransaction<T>(
   work: (client: pg.PoolClient, tx: Tx) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  const builder = builderFor(client);
+  const tracked = trackCommit(builder);
   let broken: Error | undefined;
   try {
     await client.query('begin');
-    const result = await work(client, builderFor(client));
+    const result = await work(client, builder);
     await client.query('commit');
+    tracked.committed();
     return result;
   } catch (error) {
+    tracked.abandoned();
     await client.query('rollback').catch((rollbackError: Error) => {
       broken = rollbackError;
     });

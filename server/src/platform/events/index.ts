@@ -28,6 +28,7 @@ export function createEventsModule(runtime: Runtime): KeelModule & { service: Ev
     db: runtime.database.db,
     clock: runtime.clock,
     newId: runtime.newId,
+    log: runtime.log,
   });
   const jobs: JobDefinition[] = [
     {

@@ -1,13 +1,22 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
 import { Type } from 'typebox';
 import { createTestDatabase, type TestDatabase } from '../../../test/harness.ts';
 import { manualClock } from '../../infra/clock.ts';
-import { createDatabase, type Database } from '../../infra/db/database.ts';
+import { createDatabase, type Database, trackCommit } from '../../infra/db/database.ts';
+import type { Tables } from '../../infra/db/tables.ts';
 import { newId } from '../../infra/ids.ts';
 import { createLogger } from '../../infra/observability/logger.ts';
 import { defineEvent } from './catalogue.ts';
-import { createEventsService, EVENT_RETENTION_MS, type EventsService } from './service.ts';
+import {
+  createEventsService,
+  createWakeup,
+  EVENT_RETENTION_MS,
+  EVENTS_CHANNEL,
+  type EventsService,
+} from './service.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
 defineEvent({
@@ -180,5 +189,104 @@ describe('events outbox', () => {
       (await listWhenVisible(orgId, 1)).map((e) => (e.payload as { n: number }).n),
       [2],
     );
+  });
+
+  describe('wake-ups', () => {
+    let listener: pg.Client;
+    let received: number[] = [];
+    before(async () => {
+      listener = new pg.Client({ connectionString: testDb.url });
+      await listener.connect();
+      listener.on('notification', (message) => {
+        if (message.channel === EVENTS_CHANNEL) received.push(performance.now());
+      });
+      await listener.query(`listen ${EVENTS_CHANNEL}`);
+    });
+    after(() => listener.end());
+
+    /** Waits until `count` wake-ups arrived (or 5 s), then a little longer for any extra. */
+    const wakeUps = async (count: number) => {
+      const deadline = Date.now() + 5_000;
+      while (received.length < count && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return received.length;
+    };
+
+    test('consumers are woken once the transaction has committed, and not for a rollback', async () => {
+      received = [];
+      const orgId = newId('org');
+      let committedAt = 0;
+      await database.transaction(async (tx) => {
+        await events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 1 } }]);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(received.length, 0, 'nobody is woken before the commit');
+        committedAt = performance.now();
+      });
+      assert.equal(await wakeUps(1), 1);
+      assert.ok(received[0]! >= committedAt);
+
+      received = [];
+      await assert.rejects(
+        database.transaction(async (tx) => {
+          await events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 2 } }]);
+          throw new Error('the change failed');
+        }),
+      );
+      assert.equal(await wakeUps(1), 0);
+    });
+
+    test('a tracked transaction sends no NOTIFY itself; an untracked one does', async () => {
+      // A query builder on the same pool that records what runs through it.
+      const statements: string[] = [];
+      const recording = new Kysely<Tables>({
+        dialect: new PostgresDialect({ pool: database.pool }),
+        log: (event) => {
+          if (!/^(begin|commit)$/.test(event.query.sql)) statements.push(event.query.sql);
+        },
+      });
+      const orgId = newId('org');
+      received = [];
+      let tracked: ReturnType<typeof trackCommit> | undefined;
+      await recording.transaction().execute(async (tx) => {
+        tracked = trackCommit(tx);
+        await events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 1 } }]);
+      });
+      tracked!.committed();
+      assert.equal(statements.length, 1);
+      assert.match(statements[0]!, /insert into events/);
+      assert.equal(await wakeUps(1), 1, 'woken by the statement sent after the commit');
+
+      // Untracked (a transaction Keel did not open): the NOTIFY goes inside it, as before.
+      statements.length = 0;
+      received = [];
+      await recording
+        .transaction()
+        .execute((tx) => events.emit(tx, orgId, [{ type: 'test.happened', payload: { n: 2 } }]));
+      assert.equal(statements.length, 2);
+      assert.match(statements[1]!, /pg_notify/);
+      assert.equal(await wakeUps(1), 1);
+    });
+
+    test('wake-ups asked for while one is in flight go out as one more', async () => {
+      received = [];
+      const wake = createWakeup(database.db, (error) => assert.fail(String(error)));
+      for (let i = 0; i < 50; i += 1) wake();
+      assert.equal(await wakeUps(2), 2);
+      wake();
+      assert.equal(await wakeUps(3), 3);
+    });
+
+    test('a wake-up that fails is reported, and the next one is still sent', async () => {
+      const closed = createDatabase({ url: testDb.url, poolSize: 1, log });
+      await closed.close();
+      const errors: unknown[] = [];
+      const wake = createWakeup(closed.db, (error) => errors.push(error));
+      wake();
+      for (let i = 0; i < 200 && errors.length < 1; i += 1) await new Promise((r) => setTimeout(r, 5));
+      wake();
+      for (let i = 0; i < 200 && errors.length < 2; i += 1) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(errors.length, 2);
+    });
   });
 });

@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { Clock } from '../../infra/clock.ts';
-import type { Db, Tx } from '../../infra/db/database.ts';
+import { afterCommit, type Db, type Tx } from '../../infra/db/database.ts';
 import type { IdGenerator } from '../../infra/ids.ts';
+import type { Logger } from '../../infra/observability/logger.ts';
 import { assertValidEvent } from './catalogue.ts';
 import {
   deleteEventsBefore,
@@ -12,7 +13,7 @@ import {
   type StreamPosition,
 } from './store.ts';
 
-/** NOTIFY channel raised by every transaction that emits events. */
+/** NOTIFY channel raised once events have committed, to wake the stream's consumers. */
 export const EVENTS_CHANNEL = 'keel_events';
 /** Events are kept this long, then pruned; consumers must keep up within it. */
 export const EVENT_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
@@ -86,8 +87,44 @@ function position(cursor: string | undefined): StreamPosition | undefined {
   return decoded;
 }
 
-export function createEventsService(deps: { db: Db; clock: Clock; newId: IdGenerator }): EventsService {
-  const { db, clock, newId } = deps;
+/**
+ * Wakes the stream's consumers after events commit. A NOTIFY inside the emitting transaction
+ * would make every such commit wait for the one before it: PostgreSQL holds one lock on its
+ * notification queue from a notifying transaction's pre-commit until its commit record is
+ * flushed. So the wake-up is sent after the commit, as a statement of its own, with at most one
+ * in flight per process; events that commit while one is in flight are announced by one more,
+ * sent when it completes. Consumers also poll, so a lost wake-up only delays them.
+ */
+export function createWakeup(db: Db, onError: (error: unknown) => void): () => void {
+  let inFlight = false;
+  let again = false;
+  const send = () => {
+    inFlight = true;
+    sql`select pg_notify(${EVENTS_CHANNEL}, '')`
+      .execute(db)
+      .catch(onError)
+      .finally(() => {
+        inFlight = false;
+        if (again) {
+          again = false;
+          send();
+        }
+      });
+  };
+  return () => {
+    if (inFlight) again = true;
+    else send();
+  };
+}
+
+export function createEventsService(deps: {
+  db: Db;
+  clock: Clock;
+  newId: IdGenerator;
+  log?: Logger;
+}): EventsService {
+  const { db, clock, newId, log } = deps;
+  const wake = createWakeup(db, (error) => log?.warn({ err: error }, 'events wake-up not sent'));
   return {
     async emit(tx, orgId, events) {
       if (events.length > MAX_EVENTS_PER_EMIT)
@@ -105,8 +142,9 @@ export function createEventsService(deps: { db: Db; clock: Clock; newId: IdGener
         };
       });
       await insertEvents(tx, rows);
-      // Consumers (the webhook dispatcher) listen for this; it is delivered when tx commits.
-      await sql`select pg_notify(${EVENTS_CHANNEL}, '')`.execute(tx);
+      // Consumers (the webhook dispatcher) listen for this. A transaction Keel does not track
+      // notifies inside itself: PostgreSQL delivers that when it commits.
+      if (!afterCommit(tx, wake)) await sql`select pg_notify(${EVENTS_CHANNEL}, '')`.execute(tx);
       return rows.map((row) => row.id);
     },
     async list(orgId, options) {
