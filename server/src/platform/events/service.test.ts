@@ -26,6 +26,16 @@ defineEvent({
   payload: Type.Object({ n: Type.Integer() }, { additionalProperties: false }),
 });
 
+defineEvent({
+  type: 'test.noted',
+  version: 1,
+  description: 'A test event carrying text.',
+  payload: Type.Object(
+    { text: Type.String(), nested: Type.Array(Type.String()) },
+    { additionalProperties: false },
+  ),
+});
+
 describe('events outbox', () => {
   /**
    * An event becomes readable once every older writing transaction in the cluster has ended;
@@ -72,6 +82,23 @@ describe('events outbox', () => {
     );
     assert.match(listed[0]!.id, /^evt_/);
     assert.deepEqual(await events.get(orgId, listed[0]!.id), listed[0]);
+  });
+
+  test('payloads come back exactly as written, and one emit keeps its order', async () => {
+    const orgId = newId('org');
+    const texts = ['quote " and \\ backslash', '{"json":"inside"}', 'line\nbreak\ttab', 'ünïcødé ✓ 🦀', ''];
+    await database.transaction((tx) =>
+      events.emit(
+        tx,
+        orgId,
+        texts.map((text) => ({ type: 'test.noted', payload: { text, nested: [text, ','] } })),
+      ),
+    );
+    const listed = await listWhenVisible(orgId, texts.length);
+    assert.deepEqual(
+      listed.map((event) => event.payload),
+      texts.map((text) => ({ text, nested: [text, ','] })),
+    );
   });
 
   test('an unknown type or an invalid payload is refused before anything is written', async () => {

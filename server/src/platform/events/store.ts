@@ -46,16 +46,15 @@ export interface StreamPosition {
 
 export async function insertEvents(tx: Tx | Db, rows: readonly NewEventRow[]): Promise<void> {
   if (rows.length === 0) return;
+  // The rows travel as one JSON document: serializing it is one native call, where arrays would
+  // be escaped element by element. Positions follow the order of `rows`.
   await sql`
     insert into events (org_id, id, type, version, payload, created_at)
-    select * from unnest(
-      ${rows.map((row) => row.org_id)}::text[],
-      ${rows.map((row) => row.id)}::text[],
-      ${rows.map((row) => row.type)}::text[],
-      ${rows.map((row) => row.version)}::int[],
-      ${rows.map((row) => JSON.stringify(row.payload))}::jsonb[],
-      ${rows.map((row) => row.created_at)}::timestamptz[]
-    )`.execute(tx);
+    select r.org_id, r.id, r.type, r.version, r.payload, r.created_at
+    from rows from (json_to_recordset(${JSON.stringify(rows)}::json)
+      as (org_id text, id text, type text, version integer, payload jsonb, created_at timestamptz))
+      with ordinality as r(org_id, id, type, version, payload, created_at, n)
+    order by r.n`.execute(tx);
 }
 
 /**
