@@ -27,6 +27,9 @@ const LOCK_DIR = path.join(WORK_DIR, 'lock');
 const TSCONFIG = path.join(SERVER_ROOT, 'tsconfig.build.json');
 const STAMP_FILE = '.keel-build.json';
 /** Besides the sources: a change to any of these changes what a build emits. */
+/** Where the source maps of dist point: server/src of this checkout. */
+const SOURCE_ROOT = `${pathToFileURL(SOURCE_DIR).href}/`;
+
 const CONFIG_INPUTS = [
   TSCONFIG,
   path.join(SERVER_ROOT, '..', 'tsconfig.json'),
@@ -101,8 +104,9 @@ function readStamp(dir = DIST_DIR) {
  * rebuild). One stat per file and per directory, no file read but the stamp: ~2 ms for ~250.
  */
 export function isFresh() {
-  const inputs = readStamp()?.inputs;
-  if (!inputs) return false;
+  const stamp = readStamp();
+  const inputs = stamp?.inputs;
+  if (!inputs || stamp.sourceRoot !== SOURCE_ROOT) return false;
   // Paths are joined by hand: path.join(), still unoptimised this early, would triple the cost.
   const same = (file, recorded) => {
     const stat = statSync(file, { throwIfNoEntry: false });
@@ -208,7 +212,11 @@ function copyMigrations(inputs, to) {
  */
 async function compile(compiler, outDir, signal) {
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [compiler.bin, '-p', TSCONFIG, '--outDir', outDir], {
+  // The build lands in a temporary directory deeper than dist, so relative source paths in the
+  // maps would point one level too high once it is renamed: they are rooted at src instead.
+  // (A checkout that moves is rebuilt: isFresh compares this root.)
+  const args = [compiler.bin, '-p', TSCONFIG, '--outDir', outDir, '--sourceRoot', SOURCE_ROOT];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -260,7 +268,12 @@ async function buildLocked(compiler, locked) {
   try {
     sweep();
     // Taken before compiling: a source edited during the build leaves the result stale.
-    const stamp = { builtAt: new Date().toISOString(), typescript: compiler.version, inputs: scanInputs() };
+    const stamp = {
+      builtAt: new Date().toISOString(),
+      typescript: compiler.version,
+      sourceRoot: SOURCE_ROOT,
+      inputs: scanInputs(),
+    };
     await compile(compiler, tmp, abort.signal);
     if (!statSync(path.join(tmp, 'main.js'), { throwIfNoEntry: false })) {
       throw new Error(`tsc emitted no main.js (check ${path.relative(process.cwd(), TSCONFIG)})`);

@@ -5,6 +5,8 @@
 import { ensureBuilt } from './build.js';
 
 if ((await ensureBuilt()) === 'dist') {
+  // Stack traces name server/src files and lines, through the maps the build writes beside dist.
+  process.setSourceMapsEnabled(true);
   await import('../dist/main.js');
 } else {
   const { register } = await import('tsx/esm/api');

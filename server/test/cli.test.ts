@@ -2,7 +2,7 @@
 // and (for `keel start` with no DATABASE_URL) the embedded PostgreSQL it owns.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile, realpath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -172,6 +172,21 @@ const usageAndConfiguration = () =>
       );
       assert.equal(config.log.level, 'error', 'LOG_LEVEL from the environment wins over .env');
       assert.equal(config.http.trustProxy, false, 'TRUST_PROXY from the environment wins over .env');
+    });
+
+    it('a failure’s stack trace names the TypeScript sources, though keel runs the compiled server', async () => {
+      // Nothing listens on port 1: migrating fails inside Keel's own code.
+      const result = await runKeel(['migrate'], {
+        cwd,
+        env: keelEnv({ DATABASE_URL: 'postgres://keel@127.0.0.1:1/keel' }),
+      });
+      assert.notEqual(result.code, 0);
+      const output = result.stdout + result.stderr;
+      assert.match(output, /ECONNREFUSED/);
+      const frame = /\((\S+\/server\/src\/infra\/db\/migrate\.ts):(\d+):\d+\)/.exec(output);
+      assert.ok(frame, `a frame in server/src/infra/db/migrate.ts:\n${output}`);
+      assert.ok(existsSync(frame[1]!), 'the named file exists');
+      assert.doesNotMatch(output, /server\/dist\//);
     });
   });
 
