@@ -37,6 +37,29 @@ const isAbort = (error: unknown) =>
   error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
 
 /**
+ * A signal for one attempt: aborted at `timeoutMs` or when `deadline` aborts. `done()` clears
+ * its timer and its listener on the deadline, so a finished attempt leaves nothing behind
+ * (AbortSignal.timeout would keep a timer, and AbortSignal.any a link to the deadline, until
+ * they fire or the deadline goes).
+ */
+function attemptSignal(timeoutMs: number, deadline: AbortSignal) {
+  const controller = new AbortController();
+  const onDeadline = () => controller.abort(deadline.reason);
+  const timer = setTimeout(
+    () => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')),
+    timeoutMs,
+  );
+  deadline.addEventListener('abort', onDeadline, { once: true });
+  return {
+    signal: controller.signal,
+    done() {
+      clearTimeout(timer);
+      deadline.removeEventListener('abort', onDeadline);
+    },
+  };
+}
+
+/**
  * Runs `attempt` up to `retries + 1` times. Each attempt gets a signal that aborts at
  * `timeoutMs` or when `deadline` aborts. Throws the last RetryableFailure when every attempt
  * failed, a `deadline_exceeded` timeout when the deadline cut it short, and any other error as is.
@@ -53,7 +76,7 @@ export async function withRetries<T>(
 ): Promise<T> {
   for (let index = 0; ; index++) {
     if (options.deadline.aborted) throw new RetryableFailure('timeout', 'deadline_exceeded');
-    const signal = AbortSignal.any([options.deadline, AbortSignal.timeout(options.timeoutMs)]);
+    const { signal, done } = attemptSignal(options.timeoutMs, options.deadline);
     let failure: RetryableFailure;
     try {
       return await attempt(signal);
@@ -63,6 +86,8 @@ export async function withRetries<T>(
       else if (isAbort(error) || signal.aborted)
         failure = new RetryableFailure('timeout', 'timeout', `no answer within ${options.timeoutMs} ms`);
       else throw error;
+    } finally {
+      done();
     }
     if (index >= options.retries) throw failure;
     options.onRetry?.(failure, index + 1);
