@@ -1,4 +1,4 @@
-import type { ColumnType, Selectable } from 'kysely';
+import type { ColumnType, RawBuilder, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../infra/db/database.ts';
 import type { Outcome, ProviderName } from './contracts.ts';
@@ -242,16 +242,24 @@ export async function insertVerification(
     .execute();
 }
 
-/** Whom identifiers are bound to: a known subject, or whoever `subjectForAccount` finds. */
-export type BindingSubject = { readonly id: string } | { readonly account: string };
+/**
+ * Whom identifiers are bound to: a known subject; or the subject an account's verification
+ * belongs to (see `subjectForAccountQuery`), created as `orCreate` says when there is none.
+ */
+export type BindingSubject =
+  | { readonly id: string }
+  | {
+      readonly account: string;
+      readonly orCreate?: { readonly id: string; readonly metadata: Record<string, unknown> };
+    };
 
 /**
  * Binds each identifier to the subject unless it is bound already, and adds the chains it was
  * seen on; returns the subject and the subject each identifier is bound to. Given an account
- * instead of a subject, it first looks the subject up as `subjectForAccount` does, in the same
- * statement, and binds nothing (returning no subject) when there is none. One statement, so
- * two verifications presenting the same identifier at once bind it to exactly one of them; rows
- * go in a fixed order so two such statements lock in the same order.
+ * instead of a subject, it first looks the subject up, in the same statement; when there is
+ * none it creates the `orCreate` subject, or else binds nothing and returns no subject. One
+ * statement, so two verifications presenting the same identifier at once bind it to exactly one
+ * of them; rows go in a fixed order so two such statements lock in the same order.
  */
 export async function bindIdentifiers(
   tx: Tx,
@@ -262,16 +270,26 @@ export async function bindIdentifiers(
   const sorted = [...identifiers].sort(
     (a, b) => a.provider.localeCompare(b.provider) || a.identifier.localeCompare(b.identifier),
   );
-  const known =
-    'id' in subject
-      ? sql`select ${subject.id}::text as subject_id`
-      : subjectForAccountQuery(orgId, subject.account, identifiers);
+  let known: RawBuilder<unknown>;
+  if ('id' in subject) known = sql`known as (select ${subject.id}::text as subject_id)`;
+  else if (!subject.orCreate)
+    known = sql`known as (${subjectForAccountQuery(orgId, subject.account, identifiers)})`;
+  else
+    known = sql`found as (${subjectForAccountQuery(orgId, subject.account, identifiers)}),
+    created as (
+      insert into identity_subjects (org_id, id, external_id, metadata, created_at, updated_at)
+      select ${orgId}, ${subject.orCreate.id}, null, ${JSON.stringify(subject.orCreate.metadata)}::jsonb,
+        ${context.now}, ${context.now}
+      where not exists (select 1 from found)
+      returning id
+    ),
+    known as (select subject_id from found union all select id from created)`;
   const { rows } = await sql<{
     subject: string | null;
     provider: ProviderName | null;
     bound_to: string | null;
   }>`
-    with known as (${known}),
+    with ${known},
     bound as (
       insert into identity_identifiers
         (org_id, provider, identifier, subject_id, first_verification_id, chain_ids, created_at, updated_at)

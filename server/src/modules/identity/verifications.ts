@@ -459,9 +459,9 @@ export function createVerificationsService(deps: {
    * Binds the identifiers of a verification asked by an account nobody linked to its subject:
    * the subject an identifier it presented is bound to (the same PoH humanity or World ID
    * nullifier, maybe seen on another chain, is the same human), else the subject of earlier
-   * verifications of the account, else a new subject. Finding and binding is one statement. A
-   * lock on (org, account), taken only when nobody is found, keeps two concurrent first
-   * verifications of one account from creating two subjects.
+   * verifications of the account, else a new subject. Finding (or creating) and binding is one
+   * statement. A lock on (org, account), taken only when nobody is found, keeps two concurrent
+   * first verifications of one account from creating two subjects.
    */
   async function bindToAccountSubject(
     tx: Tx,
@@ -472,19 +472,15 @@ export function createVerificationsService(deps: {
     const { orgId } = binding;
     const known = await bindIdentifiers(tx, { ...binding, subject: { account } }, presented);
     if (known.subjectId) return { subjectId: known.subjectId, bound: known.bound };
-    // Only a first verification creates a subject: lock, then look again under the lock.
+    // Only a first verification creates a subject: lock, then look again under the lock (in a
+    // statement of its own, which sees what the verification that held the lock committed),
+    // creating the subject and binding to it in that same statement.
     await sql`select pg_advisory_xact_lock(hashtextextended(${`identity:${orgId}:${account}`}, 0))`.execute(
       tx,
     );
-    const raced = await bindIdentifiers(tx, { ...binding, subject: { account } }, presented);
-    if (raced.subjectId) return { subjectId: raced.subjectId, bound: raced.bound };
-    const { subject } = await subjects.create(
-      orgId,
-      { metadata: { createdBy: 'verification', account } },
-      tx,
-    );
-    const { bound } = await bindIdentifiers(tx, { ...binding, subject: { id: subject.id } }, presented);
-    return { subjectId: subject.id, bound };
+    const orCreate = { id: newId('sbj'), metadata: { createdBy: 'verification', account } };
+    const settled = await bindIdentifiers(tx, { ...binding, subject: { account, orCreate } }, presented);
+    return { subjectId: settled.subjectId!, bound: settled.bound };
   }
 
   const verdicts: VerdictSource = {
