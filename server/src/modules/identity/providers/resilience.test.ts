@@ -51,8 +51,8 @@ describe('withRetries', () => {
       (error) =>
         error instanceof RetryableFailure && error.outcome === 'timeout' && error.errorCode === 'timeout',
     );
-    assert.equal(seen?.aborted, true);
-    assert.equal((seen?.reason as Error).name, 'TimeoutError');
+    assert.ok(seen?.aborted);
+    assert.equal((seen.reason as Error).name, 'TimeoutError');
   });
 
   test('the deadline aborts the attempt in flight and ends the retries', async () => {
