@@ -267,6 +267,7 @@ export async function bindIdentifiers(
   identifiers: readonly { provider: ProviderName; identifier: string; chainIds: readonly number[] }[],
 ): Promise<{ subjectId: string | undefined; bound: Map<ProviderName, string> }> {
   const { orgId, subject } = context;
+  if ('id' in subject && identifiers.length === 0) return { subjectId: subject.id, bound: new Map() };
   const sorted = [...identifiers].sort(
     (a, b) => a.provider.localeCompare(b.provider) || a.identifier.localeCompare(b.identifier),
   );
