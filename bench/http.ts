@@ -2,6 +2,9 @@
 // log line per request really written to stdout, metrics, security headers, CORS, problem+json
 // handlers) against a bare Fastify 5 server answering the same JSON. Each server is its own
 // process on 127.0.0.1; rounds alternate between them and the medians are reported.
+// A third server, measured in every round as a diagnostic (progress lines and `headers` in the
+// result), is the bare one sending only the response headers the issue requires (request id,
+// HSTS, nosniff, frame-ancestors): what those headers alone cost on this machine.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,6 +54,16 @@ export async function run(): Promise<BenchResult> {
       stdout: 'discard',
     });
     servers.push(bare);
+    const headersPort = await freePort();
+    const headers = await spawnServer({
+      name: 'bare-fastify-required-headers',
+      args: ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'fixtures', 'bare-fastify.ts')],
+      env: { ...process.env, PORT: String(headersPort), HEADERS: 'required' },
+      port: headersPort,
+      readyPath: PATH,
+      stdout: 'discard',
+    });
+    servers.push(headers);
     const keelPort = await freePort();
     const keel = await spawnServer({
       name: 'keel',
@@ -70,21 +83,26 @@ export async function run(): Promise<BenchResult> {
       `bare Fastify on ${bare.url}, keel --role api on ${keel.url} (LOG_LEVEL=info, stdout to /dev/null)`,
     );
 
-    const targets = { baseline: `${bare.url}${PATH}`, measured: `${keel.url}${PATH}` };
+    const targets = {
+      baseline: `${bare.url}${PATH}`,
+      measured: `${keel.url}${PATH}`,
+      headers: `${headers.url}${PATH}`,
+    };
+    const names = { baseline: 'bare fastify', measured: 'keel', headers: 'bare + required headers' };
     for (const [role, url] of Object.entries(targets)) {
       const warm = await load(url, { connections: CONNECTIONS, durationSec: WARMUP_SECONDS });
       progress(`warm-up ${role}: ${describe(warm)}`);
     }
-    const results: Record<'baseline' | 'measured', LoadResult[]> = { baseline: [], measured: [] };
+    const results: Record<keyof typeof targets, LoadResult[]> = { baseline: [], measured: [], headers: [] };
     for (const [index, order] of roundOrder(ROUNDS).entries()) {
-      for (const role of order) {
+      // The diagnostic goes between the two measured sides, so it shares their conditions.
+      for (const role of [order[0], 'headers', order[1]] as const) {
         const result = await load(targets[role], { connections: CONNECTIONS, durationSec: ROUND_SECONDS });
         results[role].push(result);
-        progress(
-          `round ${index + 1}/${ROUNDS} ${role === 'baseline' ? 'bare fastify' : 'keel'}: ${describe(result)}`,
-        );
+        progress(`round ${index + 1}/${ROUNDS} ${names[role]}: ${describe(result)}`);
       }
     }
+    const headersRps = median(results.headers.map((result) => result.rps));
 
     const baseline = median(results.baseline.map((result) => result.rps));
     const value = median(results.measured.map((result) => result.rps));
@@ -97,11 +115,16 @@ export async function run(): Promise<BenchResult> {
       ratio: round(value / baseline, 3),
       p50_ms: round(median(results.measured.map((result) => result.p50_ms))),
       p99_ms: round(median(results.measured.map((result) => result.p99_ms))),
+      headers: { value: round(headersRps, 0), ratio: round(headersRps / baseline, 3) },
     };
     progress(
       `median of ${ROUNDS} rounds x ${ROUND_SECONDS} s, ${CONNECTIONS} connections: keel ${summary.value} req/s, ` +
         `bare Fastify ${summary.baseline} req/s (p50 ${round(median(results.baseline.map((r) => r.p50_ms)))} ms, ` +
         `p99 ${round(median(results.baseline.map((r) => r.p99_ms)))} ms): ratio ${summary.ratio} (goal >= 0.85)`,
+    );
+    progress(
+      `diagnostic: bare Fastify with only the required headers ${summary.headers.value} req/s, ` +
+        `ratio ${summary.headers.ratio} to bare Fastify; Keel to it: ${round(value / headersRps, 3)}`,
     );
     return summary;
   } finally {
