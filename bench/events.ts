@@ -18,7 +18,7 @@ import { migrate } from '../server/src/infra/db/migrate.ts';
 import { newId } from '../server/src/infra/ids.ts';
 import { createLogger } from '../server/src/infra/observability/logger.ts';
 import { createEventsService, defineEvent } from '../server/src/platform/events/index.ts';
-import { type BenchResult, benchDatabase, median, percentile, progress, round, roundOrder } from './lib.ts';
+import { type BenchResult, benchDatabase, closedLoop, median, progress, round, roundOrder } from './lib.ts';
 
 /** Writers, each with one transaction in flight at a time. */
 export const WRITERS = 64;
@@ -59,32 +59,21 @@ export async function run(): Promise<BenchResult> {
       baseline: () => database.db.transaction().execute(emitOne),
     };
 
-    const drive = async (once: () => Promise<unknown>, ms: number): Promise<Measured> => {
-      const latencies: number[] = [];
-      const start = performance.now();
-      const measureFrom = start + WARMUP_MS;
-      const stopAt = measureFrom + ms;
-      await Promise.all(
-        Array.from({ length: WRITERS }, async () => {
-          while (performance.now() < stopAt) {
-            const began = performance.now();
-            await once();
-            const ended = performance.now();
-            if (began >= measureFrom && ended <= stopAt) latencies.push(ended - began);
-          }
-        }),
+    const drive = async (once: () => Promise<unknown>): Promise<Measured> => {
+      const result = await closedLoop(
+        { clients: WRITERS, warmupMs: WARMUP_MS, measureMs: MEASURE_MS },
+        async () => {
+          await once();
+          return { done: 1, failed: 0 };
+        },
       );
-      return {
-        perSecond: latencies.length / (ms / 1000),
-        p50Ms: round(percentile(latencies, 50)),
-        p99Ms: round(percentile(latencies, 99)),
-      };
+      return { perSecond: result.perSecond, p50Ms: round(result.p50Ms), p99Ms: round(result.p99Ms) };
     };
 
     const results: Record<'baseline' | 'measured', Measured[]> = { baseline: [], measured: [] };
     for (const [index, order] of roundOrder(ROUNDS).entries()) {
       for (const side of order) {
-        const result = await drive(sides[side], MEASURE_MS);
+        const result = await drive(sides[side]);
         results[side].push(result);
         progress(
           `round ${index + 1} ${side === 'measured' ? 'after commit  ' : 'NOTIFY inside '}: ` +

@@ -12,7 +12,7 @@ import { newId } from '../server/src/infra/ids.ts';
 import { createLogger } from '../server/src/infra/observability/logger.ts';
 import { createLedgerService } from '../server/src/modules/ledger/index.ts';
 import { createEventsService } from '../server/src/platform/events/index.ts';
-import { type BenchResult, benchDatabase, median, percentile, progress, round, roundOrder } from './lib.ts';
+import { type BenchResult, benchDatabase, closedLoop, median, progress, round, roundOrder } from './lib.ts';
 
 /** Concurrent clients, each with one transfer in flight at a time. */
 export const CLIENTS = 64;
@@ -38,36 +38,20 @@ interface Measured {
 
 const log = createLogger({ level: 'error', pretty: false, name: 'bench' });
 
-/**
- * Runs `CLIENTS` loops of `once` for warm-up + measurement; counts only what completes in the
- * window. `once` answers how many transfers it wrote and how many failed.
- */
+/** `CLIENTS` loops of `once`, which answers how many transfers it wrote and how many failed. */
 async function drive(once: () => Promise<{ written: number; failed: number }>): Promise<Measured> {
-  const latencies: number[] = [];
-  let completed = 0;
-  let failures = 0;
-  const start = performance.now();
-  const measureFrom = start + WARMUP_MS;
-  const stopAt = measureFrom + MEASURE_MS;
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      while (performance.now() < stopAt) {
-        const began = performance.now();
-        const { written, failed } = await once();
-        const ended = performance.now();
-        if (began >= measureFrom && ended <= stopAt) {
-          latencies.push(ended - began);
-          completed += written;
-          failures += failed;
-        }
-      }
-    }),
+  const result = await closedLoop(
+    { clients: CLIENTS, warmupMs: WARMUP_MS, measureMs: MEASURE_MS },
+    async () => {
+      const { written, failed } = await once();
+      return { done: written, failed };
+    },
   );
   return {
-    transfersPerSecond: completed / (MEASURE_MS / 1000),
-    p50Ms: latencies.length > 0 ? percentile(latencies, 50) : 0,
-    p99Ms: latencies.length > 0 ? percentile(latencies, 99) : 0,
-    failures,
+    transfersPerSecond: result.perSecond,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    failures: result.failures,
   };
 }
 

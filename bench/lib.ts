@@ -262,6 +262,50 @@ export async function benchDatabase(): Promise<BenchDatabase> {
 
 // --- load ------------------------------------------------------------------------------------------
 
+export interface ClosedLoopResult {
+  /** Units completed per second of the measured window. */
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly failures: number;
+}
+
+/**
+ * Closed-loop load in this process: `clients` loops each run `once` back to back through a
+ * warm-up and then the measured window; only what starts and ends inside the window counts.
+ * `once` answers how many units it completed and how many failed.
+ */
+export async function closedLoop(
+  options: { readonly clients: number; readonly warmupMs: number; readonly measureMs: number },
+  once: () => Promise<{ done: number; failed: number }>,
+): Promise<ClosedLoopResult> {
+  const latencies: number[] = [];
+  let completed = 0;
+  let failures = 0;
+  const measureFrom = performance.now() + options.warmupMs;
+  const stopAt = measureFrom + options.measureMs;
+  await Promise.all(
+    Array.from({ length: options.clients }, async () => {
+      while (performance.now() < stopAt) {
+        const began = performance.now();
+        const { done, failed } = await once();
+        const ended = performance.now();
+        if (began >= measureFrom && ended <= stopAt) {
+          latencies.push(ended - began);
+          completed += done;
+          failures += failed;
+        }
+      }
+    }),
+  );
+  return {
+    perSecond: completed / (options.measureMs / 1000),
+    p50Ms: latencies.length > 0 ? percentile(latencies, 50) : 0,
+    p99Ms: latencies.length > 0 ? percentile(latencies, 99) : 0,
+    failures,
+  };
+}
+
 export interface LoadResult {
   /** Mean requests per second over the run. */
   readonly rps: number;
