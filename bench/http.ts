@@ -44,26 +44,22 @@ export async function run(): Promise<BenchResult> {
   const servers: ServerProcess[] = [];
   try {
     progress(`database: ${database.description}`);
-    const barePort = await freePort();
-    const bare = await spawnServer({
-      name: 'bare-fastify',
-      args: ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'fixtures', 'bare-fastify.ts')],
-      env: { ...process.env, PORT: String(barePort) },
-      port: barePort,
-      readyPath: PATH,
-      stdout: 'discard',
-    });
-    servers.push(bare);
-    const headersPort = await freePort();
-    const headers = await spawnServer({
-      name: 'bare-fastify-required-headers',
-      args: ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'fixtures', 'bare-fastify.ts')],
-      env: { ...process.env, PORT: String(headersPort), HEADERS: 'required' },
-      port: headersPort,
-      readyPath: PATH,
-      stdout: 'discard',
-    });
-    servers.push(headers);
+    // The baseline, and the same server sending only the required headers (the diagnostic).
+    const spawnBare = async (name: string, env: Record<string, string>) => {
+      const port = await freePort();
+      const server = await spawnServer({
+        name,
+        args: ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'fixtures', 'bare-fastify.ts')],
+        env: { ...process.env, ...env, PORT: String(port) },
+        port,
+        readyPath: PATH,
+        stdout: 'discard',
+      });
+      servers.push(server);
+      return server;
+    };
+    const bare = await spawnBare('bare-fastify', {});
+    const headers = await spawnBare('bare-fastify-required-headers', { HEADERS: 'required' });
     const keelPort = await freePort();
     const keel = await spawnServer({
       name: 'keel',

@@ -26,10 +26,9 @@ const WORK_DIR = path.join(SERVER_ROOT, '.build');
 const LOCK_DIR = path.join(WORK_DIR, 'lock');
 const TSCONFIG = path.join(SERVER_ROOT, 'tsconfig.build.json');
 const STAMP_FILE = '.keel-build.json';
-/** Besides the sources: a change to any of these changes what a build emits. */
 /** Where the source maps of dist point: server/src of this checkout. */
 const SOURCE_ROOT = `${pathToFileURL(SOURCE_DIR).href}/`;
-
+/** Besides the sources: a change to any of these changes what a build emits. */
 const CONFIG_INPUTS = [
   TSCONFIG,
   path.join(SERVER_ROOT, '..', 'tsconfig.json'),

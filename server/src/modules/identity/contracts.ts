@@ -1,5 +1,3 @@
-import type { Tx } from '../../infra/db/database.ts';
-
 /**
  * The identity module's internal contracts: what the subjects and verifications parts offer,
  * and the port they need from the wallets part. index.ts re-exports them as the public surface;
@@ -25,10 +23,9 @@ export interface SubjectInput {
 export interface SubjectsService {
   /**
    * Creates a subject. An `externalId` already used in the org answers the existing subject
-   * with `created: false` rather than failing, so a dApp can call it on every sign-in. `tx`
-   * lets a caller create it inside its own transaction (wallet linking).
+   * with `created: false` rather than failing, so a dApp can call it on every sign-in.
    */
-  create(orgId: string, input?: SubjectInput, tx?: Tx): Promise<{ subject: Subject; created: boolean }>;
+  create(orgId: string, input?: SubjectInput): Promise<{ subject: Subject; created: boolean }>;
   /** Another org's subject is `undefined`, like a missing one. */
   get(orgId: string, id: string): Promise<Subject | undefined>;
   /** Like `get`, but throws SUBJECT_NOT_FOUND (404). */

@@ -43,10 +43,9 @@ export function createSubjectsService(deps: {
   };
 
   return {
-    async create(orgId, input = {}, tx) {
-      const executor = tx ?? db;
+    async create(orgId, input = {}) {
       const now = clock.now();
-      const inserted = await insertSubject(executor, {
+      const inserted = await insertSubject(db, {
         org_id: orgId,
         id: newId('sbj'),
         external_id: input.externalId ?? null,
@@ -56,7 +55,7 @@ export function createSubjectsService(deps: {
       });
       if (inserted) return { subject: toSubject(inserted), created: true };
       // Only a taken external id makes the insert do nothing.
-      const existing = await findSubjectByExternalId(executor, orgId, input.externalId!);
+      const existing = await findSubjectByExternalId(db, orgId, input.externalId!);
       if (!existing) throw new Error('subject insert conflicted but no subject has the external id');
       return { subject: toSubject(existing), created: false };
     },

@@ -95,13 +95,14 @@ function position(cursor: string | undefined): StreamPosition | undefined {
  * in flight per process; events that commit while one is in flight are announced by one more,
  * sent when it completes. Consumers also poll, so a lost wake-up only delays them.
  */
+const notifyConsumers = (executor: Db | Tx) => sql`select pg_notify(${EVENTS_CHANNEL}, '')`.execute(executor);
+
 export function createWakeup(db: Db, onError: (error: unknown) => void): () => void {
   let inFlight = false;
   let again = false;
   const send = () => {
     inFlight = true;
-    sql`select pg_notify(${EVENTS_CHANNEL}, '')`
-      .execute(db)
+    notifyConsumers(db)
       .catch(onError)
       .finally(() => {
         inFlight = false;
@@ -144,7 +145,7 @@ export function createEventsService(deps: {
       await insertEvents(tx, rows);
       // Consumers (the webhook dispatcher) listen for this. A transaction Keel does not track
       // notifies inside itself: PostgreSQL delivers that when it commits.
-      if (!afterCommit(tx, wake)) await sql`select pg_notify(${EVENTS_CHANNEL}, '')`.execute(tx);
+      if (!afterCommit(tx, wake)) await notifyConsumers(tx);
       return rows.map((row) => row.id);
     },
     async list(orgId, options) {
