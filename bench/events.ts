@@ -81,6 +81,7 @@ export async function run(): Promise<BenchResult> {
         );
       }
     }
+    await events.close();
     const value = median(results.measured.map((r) => r.perSecond));
     const baseline = median(results.baseline.map((r) => r.perSecond));
     return {

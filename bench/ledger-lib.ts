@@ -157,6 +157,7 @@ async function keel(url: string, orgId: string, accounts: readonly string[], per
     return { measured, stats, reconciled: reconciliation.ok };
   } finally {
     await ledger.close();
+    await events.close();
     await database.close();
   }
 }

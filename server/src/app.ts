@@ -130,7 +130,9 @@ export async function buildApp(config: Config, options: BuildAppOptions = {}): P
     }
   }
   app.addHook('onClose', async () => {
-    for (const module of assembleModules(runtime)) await module.close?.();
+    // Last assembled, first closed: a module closes before the modules it depends on (the
+    // ledger drains its batches, whose events then wake consumers, before events closes).
+    for (const module of [...assembleModules(runtime)].reverse()) await module.close?.();
     if (!options.runtime) await runtime.close();
   });
   await app.ready();

@@ -40,5 +40,5 @@ export function createEventsModule(runtime: Runtime): KeelModule & { service: Ev
       },
     },
   ];
-  return { name: 'events', service, routes: eventsRoutes(service), jobs };
+  return { name: 'events', service, routes: eventsRoutes(service), jobs, close: () => service.close() };
 }

@@ -315,5 +315,23 @@ describe('events outbox', () => {
       for (let i = 0; i < 200 && errors.length < 2; i += 1) await new Promise((r) => setTimeout(r, 5));
       assert.equal(errors.length, 2);
     });
+
+    test('drain settles once the wake-up in flight and the one asked for during it have gone out', async () => {
+      const closed = createDatabase({ url: testDb.url, poolSize: 1, log });
+      await closed.close();
+      const errors: unknown[] = [];
+      const wake = createWakeup(closed.db, (error) => errors.push(error));
+      await wake.drain();
+      assert.equal(errors.length, 0, 'nothing in flight: settles at once');
+      wake();
+      wake();
+      wake();
+      await wake.drain();
+      assert.equal(
+        errors.length,
+        2,
+        'the first send and the one more that coalesced the others, both settled',
+      );
+    });
   });
 });

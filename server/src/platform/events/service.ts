@@ -54,6 +54,8 @@ export interface EventsService {
   readAll(options: { after?: string; limit: number }): Promise<Event[]>;
   /** Deletes events older than the retention window; returns how many went. */
   pruneExpired(): Promise<number>;
+  /** Waits for the wake-up in flight, if any: call it after the last emit, before the pool closes. */
+  close(): Promise<void>;
 }
 
 export function encodeCursor(position: StreamPosition): string {
@@ -97,9 +99,17 @@ function position(cursor: string | undefined): StreamPosition | undefined {
  */
 const notifyConsumers = (executor: Db | Tx) => sql`select pg_notify(${EVENTS_CHANNEL}, '')`.execute(executor);
 
-export function createWakeup(db: Db, onError: (error: unknown) => void): () => void {
+export interface Wakeup {
+  /** Asks for a wake-up; coalesced with the one in flight, if any. */
+  (): void;
+  /** Settles once no wake-up is in flight or asked for: wait for it before the pool closes. */
+  drain(): Promise<void>;
+}
+
+export function createWakeup(db: Db, onError: (error: unknown) => void): Wakeup {
   let inFlight = false;
   let again = false;
+  let idle: (() => void)[] = [];
   const send = () => {
     inFlight = true;
     notifyConsumers(db)
@@ -109,13 +119,24 @@ export function createWakeup(db: Db, onError: (error: unknown) => void): () => v
         if (again) {
           again = false;
           send();
+          return;
         }
+        const waiting = idle;
+        idle = [];
+        for (const resolve of waiting) resolve();
       });
   };
-  return () => {
+  const wake = () => {
     if (inFlight) again = true;
     else send();
   };
+  wake.drain = () =>
+    inFlight
+      ? new Promise<void>((resolve) => {
+          idle.push(resolve);
+        })
+      : Promise.resolve();
+  return wake;
 }
 
 export function createEventsService(deps: {
@@ -173,5 +194,6 @@ export function createEventsService(deps: {
         if (deleted < EVENT_PRUNE_BATCH_SIZE) return total;
       }
     },
+    close: () => wake.drain(),
   };
 }
