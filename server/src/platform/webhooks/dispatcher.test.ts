@@ -221,7 +221,13 @@ describe('webhook delivery', () => {
     const disabled = await webhooks.getEndpoint(orgId, endpoint.id);
     assert.match(disabled.disabled_reason ?? '', /410/);
     assert.equal((await deliveries(endpoint.id))[0]?.status, 'failed');
-    const stream = await events.list(orgId, { limit: 10, types: ['webhook_endpoint.disabled'] });
+    // The event committed with the change, but readers see it only once every transaction older
+    // than it has ended (the stream's order guarantee), and other tests' transactions may still run.
+    let stream: Awaited<ReturnType<typeof events.list>> = [];
+    await waitFor(async () => {
+      stream = await events.list(orgId, { limit: 10, types: ['webhook_endpoint.disabled'] });
+      return stream.length > 0;
+    });
     assert.deepEqual(stream[0]?.payload, {
       endpointId: endpoint.id,
       reason: 'the receiver answered 410 Gone',
