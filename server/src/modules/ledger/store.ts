@@ -536,9 +536,9 @@ export async function writeBatch(
       JSON.stringify(writes.holdsOpened),
       writes.holdsClosed,
       JSON.stringify(balances),
-      // The same ids as an array: the planner cannot see into the JSON document, and without
-      // them it may join it to every account of the org by a sequential scan, at a cost that
-      // grows with the table rather than the batch.
+      // The same ids as an array: the planner cannot see into the JSON document (it assumes
+      // 100 rows), and without them it scans every account of the org wherever that looks
+      // cheaper than 100 lookups by key, as it does at 10,000 accounts (3.5 ms of a 9 ms write).
       writes.accounts.map((a) => a.id),
     ],
   });
