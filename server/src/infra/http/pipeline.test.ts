@@ -12,6 +12,7 @@ import {
   API_SECURITY_HEADERS,
   type App,
   createPipeline,
+  deferredSchemas,
   PAGE_SECURITY_HEADERS,
   REQUEST_ID_HEADER,
 } from './pipeline.ts';
@@ -490,5 +491,92 @@ describe('HTTP pipeline', () => {
     const response = await app.inject({ method: 'OPTIONS', url: '/things' });
     assert.equal(response.statusCode, 405);
     assert.match(String(response.headers.allow), /POST/);
+  });
+});
+
+describe('response serializers', () => {
+  test('a route serializes by its response schema, with the serializer built on the first response', async () => {
+    const config = configWith({ log: { level: 'silent', pretty: false } });
+    const app = createPipeline(config, {
+      log: createLogger(config.log),
+      metrics: createMetrics(),
+      errorReporter: reporter,
+    });
+    app.get(
+      '/shaped',
+      {
+        schema: {
+          response: {
+            200: Type.Object({ id: Type.String(), count: Type.Integer() }),
+            409: Type.Object({ never: Type.String() }),
+          },
+        },
+      },
+      async () => ({ id: 'a', count: 2, secret: 'not in the schema' }),
+    );
+    await app.ready();
+    try {
+      // Two statuses, for GET and for the HEAD route Fastify adds beside it.
+      const declared = app.deferredSchemas.pending();
+      assert.equal(declared, 4, 'nothing built before the first response');
+      for (let i = 0; i < 2; i += 1) {
+        const response = await app.inject({ method: 'GET', url: '/shaped' });
+        assert.equal(response.statusCode, 200);
+        assert.deepEqual(response.json(), { id: 'a', count: 2 }, 'fields outside the schema are not sent');
+      }
+      assert.equal(app.deferredSchemas.pending(), declared - 1, "GET's 200 serializer was built, once");
+      await app.deferredSchemas.buildAll();
+      assert.equal(app.deferredSchemas.pending(), 0);
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('buildAll builds every validator and serializer not built yet, and reports a schema that does not compile', async () => {
+    const deferred = deferredSchemas();
+    const serializerOf = deferred.serializers(undefined, undefined);
+    const validatorOf = deferred.validators({}, { customOptions: { allErrors: true } });
+    // Neither compiler looks at a schema before it is asked to build it.
+    const broken = serializerOf({
+      method: 'GET',
+      url: '/x',
+      httpStatus: '500',
+      schema: { $ref: 'nowhere#' },
+    });
+    const serialize = serializerOf({
+      method: 'GET',
+      url: '/x',
+      httpStatus: '200',
+      schema: { type: 'object', properties: { n: { type: 'integer' } } },
+    });
+    const validate = (
+      validatorOf as unknown as (route: object) => ((data: unknown) => boolean) & { errors?: unknown }
+    )({
+      method: 'POST',
+      url: '/x',
+      httpPart: 'body',
+      schema: {
+        type: 'object',
+        required: ['a', 'b'],
+        properties: { a: { type: 'string' }, b: { type: 'string' } },
+      },
+    });
+    assert.equal(deferred.pending(), 3);
+    assert.equal(validate({ a: 'x', b: 'y' }), true);
+    assert.equal(validate({}), false);
+    assert.equal(
+      (validate.errors as unknown[]).length,
+      2,
+      "Ajv's errors, every one, on the function Fastify called",
+    );
+    assert.equal(deferred.pending(), 2, 'the validator was built by its first call');
+    await assert.rejects(deferred.buildAll(), /1 route schema\(s\) do not compile: .*nowhere/);
+    assert.equal(
+      deferred.pending(),
+      1,
+      'the serializer that compiled is built; the broken one is still pending',
+    );
+    assert.equal(serialize({ n: 1, other: true }), '{"n":1}');
+    assert.throws(() => broken({}), /nowhere/);
   });
 });

@@ -1,3 +1,5 @@
+import ValidatorSelector from '@fastify/ajv-compiler';
+import SerializerSelector from '@fastify/fast-json-stringify-compiler';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { trace } from '@opentelemetry/api';
 import Fastify, {
@@ -5,6 +7,7 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
+  type FastifySchemaCompiler,
   LogController,
 } from 'fastify';
 import FindMyWay from 'find-my-way';
@@ -30,6 +33,8 @@ declare module 'fastify' {
      * (authentication and the per-address rate limit): route hooks never see such requests.
      */
     unmatchedGuards: Array<(request: FastifyRequest, reply: FastifyReply) => Promise<void>>;
+    /** Request validators and response serializers built on first use; `buildAll()` builds the rest. */
+    deferredSchemas: DeferredSchemas;
   }
 }
 
@@ -89,6 +94,97 @@ export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = (() => {
   })({} as never, recorder as never, () => {});
   return Object.freeze(headers);
 })();
+
+type SerializerFactory = ReturnType<typeof SerializerSelector>;
+type ValidatorFactory = ReturnType<typeof ValidatorSelector>;
+/** The route a compiler is asked for: its schema, method, URL and part or status. */
+type RouteSchema = Parameters<FastifySchemaCompiler<unknown>>[0];
+/** What the validator factory's compiler is given and returns (its published types are loose). */
+type ValidatorCompile = (route: RouteSchema) => AjvValidate;
+interface AjvValidate {
+  (data: unknown, context?: unknown): unknown;
+  errors?: unknown;
+}
+
+export interface DeferredSchemas {
+  /** For Fastify's `schemaController.compilersFactory`. */
+  readonly validators: ValidatorFactory;
+  readonly serializers: SerializerFactory;
+  /** Validators and serializers declared but not built yet. */
+  pending(): number;
+  /**
+   * Builds every one not built yet, one per event-loop turn, so requests interleave. Rejects,
+   * once all were tried, if any schema does not compile.
+   */
+  buildAll(): Promise<void>;
+}
+
+/**
+ * Fastify's own request validators (Ajv) and response serializers (fast-json-stringify), built
+ * when first needed instead of all before the server listens. Building them all was about a
+ * fifth of the start-up's CPU time: every route declares a schema for each status it may answer,
+ * most of them problem+json statuses that rarely occur. Each is built by the first request that
+ * needs it, or by `buildAll`, which the server runs once it listens and the tests run to check
+ * every schema. The compilers are Fastify's defaults, with the options Fastify gives them.
+ */
+export function deferredSchemas(): DeferredSchemas {
+  const pending = new Set<() => unknown>();
+  const defer = <T>(compile: () => T) => {
+    let built: T | undefined;
+    const build = () => {
+      built ??= compile();
+      pending.delete(build);
+      return built;
+    };
+    pending.add(build);
+    return () => built ?? build();
+  };
+  const ajv = ValidatorSelector();
+  const validators = ((...factoryArgs: Parameters<ValidatorFactory>) => {
+    const compile = ajv(...factoryArgs) as unknown as ValidatorCompile;
+    return (route: RouteSchema) => {
+      const validator = defer(() => compile(route));
+      // Fastify reads `errors` off the function it called, and passes Ajv the request as the
+      // parent of the validated part (so Ajv may coerce or default it) when `schemaEnv` is set.
+      const validate = (data: unknown, context?: unknown) => {
+        const real = validator();
+        const result = real(data, context);
+        validate.errors = real.errors;
+        return result;
+      };
+      validate.errors = null as unknown;
+      validate.schemaEnv = true;
+      return validate;
+    };
+  }) as unknown as ValidatorFactory;
+  const fastJsonStringify = SerializerSelector();
+  const serializers: SerializerFactory = (...factoryArgs) => {
+    const compile = fastJsonStringify(...factoryArgs);
+    return (route) => {
+      const serializer = defer(() => compile(route));
+      return (doc) => serializer()(doc);
+    };
+  };
+  return {
+    validators,
+    serializers,
+    pending: () => pending.size,
+    async buildAll() {
+      const failures: string[] = [];
+      for (const build of [...pending]) {
+        try {
+          build();
+        } catch (error) {
+          failures.push((error as Error).message);
+        }
+        await new Promise(setImmediate);
+      }
+      if (failures.length > 0) {
+        throw new Error(`${failures.length} route schema(s) do not compile: ${failures.join('; ')}`);
+      }
+    },
+  };
+}
 
 type LogMethod = (...args: unknown[]) => void;
 
@@ -157,6 +253,7 @@ export interface PipelineDeps {
  * headers, CORS, limits, and problem+json for every error. Routes are added by app.ts.
  */
 export function createPipeline(config: Config, deps: PipelineDeps): App {
+  const schemas = deferredSchemas();
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     // Most requests never log through request.log; its child logger is made on first use only.
@@ -184,10 +281,14 @@ export function createPipeline(config: Config, deps: PipelineDeps): App {
       },
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    schemaController: {
+      compilersFactory: { buildValidator: schemas.validators, buildSerializer: schemas.serializers },
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('orgId', undefined);
   app.decorate('unmatchedGuards', []);
+  app.decorate('deferredSchemas', schemas);
   app.addSchema(ProblemSchema);
 
   // Callback-style hooks: they run on every request, and skip the promise an async hook costs.

@@ -59,6 +59,12 @@ describe('operations routes', () => {
     assert.match(response.body, /process_cpu_seconds_total/);
   });
 
+  test("every route's response schemas compile", async () => {
+    assert.ok(keel.app.deferredSchemas.pending() > 0, 'serializers wait for their first use');
+    await keel.app.deferredSchemas.buildAll();
+    assert.equal(keel.app.deferredSchemas.pending(), 0);
+  });
+
   test('/openapi.json is a valid OpenAPI 3.1 document', async () => {
     const response = await keel.app.inject({ method: 'GET', url: '/openapi.json' });
     assert.equal(response.statusCode, 200);
