@@ -126,6 +126,9 @@ export interface DeferredSchemas {
  * most of them problem+json statuses that rarely occur. Each is built by the first request that
  * needs it, or by `buildAll`, which the server runs once it listens and the tests run to check
  * every schema. The compilers are Fastify's defaults, with the options Fastify gives them.
+ * One difference: Fastify passes a custom factory header schemas as written, where for its own
+ * it lowercases their property names first, so a route's `headers` schema names them in
+ * lowercase (as Node.js hands them over).
  */
 export function deferredSchemas(): DeferredSchemas {
   const pending = new Set<() => unknown>();
