@@ -132,10 +132,10 @@ async function start(role: string) {
     { url: address, role, version: KEEL_VERSION, startMs: Math.round(performance.now() - startedAt) },
     'keel listening',
   );
-  // Response serializers not needed to answer yet are built now, between requests.
+  // Route validators and serializers not needed to answer yet are built now, between requests.
   app.deferredSchemas
     .buildAll()
-    .catch((error: unknown) => log.error({ err: error }, 'response serializers could not be built'));
+    .catch((error: unknown) => log.error({ err: error }, 'route schemas could not be built'));
   if (role === 'api') return;
   // Workers stop after HTTP has drained and before the pools close, so their cleanups go below
   // the drain. Cleanups run one at a time from the end, so a signal mid-way is still ordered.
