@@ -25,13 +25,18 @@ const reporter: ErrorReporter = {
   flush: async () => {},
 };
 
-async function pipelineWithRoutes(overrides: Parameters<typeof configWith>[0] = {}): Promise<App> {
+/** A pipeline with no routes, logging nothing. */
+function silentPipeline(overrides: Parameters<typeof configWith>[0] = {}): App {
   const config = configWith({ log: { level: 'silent', pretty: false }, ...overrides });
-  const app = createPipeline(config, {
+  return createPipeline(config, {
     log: createLogger(config.log),
     metrics: createMetrics(),
     errorReporter: reporter,
   });
+}
+
+async function pipelineWithRoutes(overrides: Parameters<typeof configWith>[0] = {}): Promise<App> {
+  const app = silentPipeline(overrides);
   app.post(
     '/things',
     {
@@ -496,12 +501,7 @@ describe('HTTP pipeline', () => {
 
 describe('response serializers', () => {
   test('a route serializes by its response schema, with the serializer built on the first response', async () => {
-    const config = configWith({ log: { level: 'silent', pretty: false } });
-    const app = createPipeline(config, {
-      log: createLogger(config.log),
-      metrics: createMetrics(),
-      errorReporter: reporter,
-    });
+    const app = silentPipeline();
     app.get(
       '/shaped',
       {

@@ -107,35 +107,25 @@ export interface Wakeup {
 }
 
 export function createWakeup(db: Db, onError: (error: unknown) => void): Wakeup {
-  let inFlight = false;
+  /** The wake-ups in flight, settled when none is left to send; undefined when idle. */
+  let sending: Promise<void> | undefined;
   let again = false;
-  let idle: (() => void)[] = [];
-  const send = () => {
-    inFlight = true;
-    notifyConsumers(db)
-      .catch(onError)
-      .finally(() => {
-        inFlight = false;
-        if (again) {
-          again = false;
-          send();
-          return;
-        }
-        const waiting = idle;
-        idle = [];
-        for (const resolve of waiting) resolve();
-      });
+  const send = async () => {
+    do {
+      again = false;
+      try {
+        await notifyConsumers(db);
+      } catch (error) {
+        onError(error);
+      }
+    } while (again);
+    sending = undefined;
   };
   const wake = () => {
-    if (inFlight) again = true;
-    else send();
+    if (sending) again = true;
+    else sending = send();
   };
-  wake.drain = () =>
-    inFlight
-      ? new Promise<void>((resolve) => {
-          idle.push(resolve);
-        })
-      : Promise.resolve();
+  wake.drain = () => sending ?? Promise.resolve();
   return wake;
 }
 
