@@ -2,9 +2,11 @@
 // log line per request really written to stdout, metrics, security headers, CORS, problem+json
 // handlers) against a bare Fastify 5 server answering the same JSON. Each server is its own
 // process on 127.0.0.1; rounds alternate between them and the medians are reported.
-// A third server, measured in every round as a diagnostic (progress lines and `headers` in the
-// result), is the bare one sending only the response headers the issue requires (request id,
-// HSTS, nosniff, frame-ancestors): what those headers alone cost on this machine.
+// Two more servers, measured in every round between the two sides as diagnostics (progress lines,
+// and `headers` and `pipeline` in the result), are the bare one sending only the response headers
+// the issue requires (request id, HSTS, nosniff, frame-ancestors), and the bare one doing, in its
+// plainest form, all the issue requires per request (those headers, a histogram observation and
+// one JSON log line written to stdout): what that work alone costs on this machine.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,7 +46,7 @@ export async function run(): Promise<BenchResult> {
   const servers: ServerProcess[] = [];
   try {
     progress(`database: ${database.description}`);
-    // The baseline, and the same server sending only the required headers (the diagnostic).
+    // The baseline, and the same server with the required headers, or with all the required work.
     const spawnBare = async (name: string, env: Record<string, string>) => {
       const port = await freePort();
       const server = await spawnServer({
@@ -59,7 +61,8 @@ export async function run(): Promise<BenchResult> {
       return server;
     };
     const bare = await spawnBare('bare-fastify', {});
-    const headers = await spawnBare('bare-fastify-required-headers', { HEADERS: 'required' });
+    const headers = await spawnBare('bare-fastify-required-headers', { DIAGNOSTIC: 'headers' });
+    const pipeline = await spawnBare('bare-fastify-required-pipeline', { DIAGNOSTIC: 'pipeline' });
     const keelPort = await freePort();
     const keel = await spawnServer({
       name: 'keel',
@@ -83,22 +86,34 @@ export async function run(): Promise<BenchResult> {
       baseline: `${bare.url}${PATH}`,
       measured: `${keel.url}${PATH}`,
       headers: `${headers.url}${PATH}`,
+      pipeline: `${pipeline.url}${PATH}`,
     };
-    const names = { baseline: 'bare fastify', measured: 'keel', headers: 'bare + required headers' };
+    const names = {
+      baseline: 'bare fastify',
+      measured: 'keel',
+      headers: 'bare + required headers',
+      pipeline: 'bare + required headers, histogram and log line',
+    };
     for (const [role, url] of Object.entries(targets)) {
       const warm = await load(url, { connections: CONNECTIONS, durationSec: WARMUP_SECONDS });
       progress(`warm-up ${role}: ${describe(warm)}`);
     }
-    const results: Record<keyof typeof targets, LoadResult[]> = { baseline: [], measured: [], headers: [] };
+    const results: Record<keyof typeof targets, LoadResult[]> = {
+      baseline: [],
+      measured: [],
+      headers: [],
+      pipeline: [],
+    };
     for (const [index, order] of roundOrder(ROUNDS).entries()) {
-      // The diagnostic goes between the two measured sides, so it shares their conditions.
-      for (const role of [order[0], 'headers', order[1]] as const) {
+      // The diagnostics go between the two measured sides, so they share their conditions.
+      for (const role of [order[0], 'headers', 'pipeline', order[1]] as const) {
         const result = await load(targets[role], { connections: CONNECTIONS, durationSec: ROUND_SECONDS });
         results[role].push(result);
         progress(`round ${index + 1}/${ROUNDS} ${names[role]}: ${describe(result)}`);
       }
     }
     const headersRps = median(results.headers.map((result) => result.rps));
+    const pipelineRps = median(results.pipeline.map((result) => result.rps));
 
     const baseline = median(results.baseline.map((result) => result.rps));
     const value = median(results.measured.map((result) => result.rps));
@@ -112,6 +127,7 @@ export async function run(): Promise<BenchResult> {
       p50_ms: round(median(results.measured.map((result) => result.p50_ms))),
       p99_ms: round(median(results.measured.map((result) => result.p99_ms))),
       headers: { value: round(headersRps, 0), ratio: round(headersRps / baseline, 3) },
+      pipeline: { value: round(pipelineRps, 0), ratio: round(pipelineRps / baseline, 3) },
     };
     progress(
       `median of ${ROUNDS} rounds x ${ROUND_SECONDS} s, ${CONNECTIONS} connections: keel ${summary.value} req/s, ` +
@@ -121,6 +137,11 @@ export async function run(): Promise<BenchResult> {
     progress(
       `diagnostic: bare Fastify with only the required headers ${summary.headers.value} req/s, ` +
         `ratio ${summary.headers.ratio} to bare Fastify; Keel to it: ${round(value / headersRps, 3)}`,
+    );
+    progress(
+      `diagnostic: bare Fastify doing the required work (headers, histogram, log line) ` +
+        `${summary.pipeline.value} req/s, ratio ${summary.pipeline.ratio} to bare Fastify; ` +
+        `Keel to it: ${round(value / pipelineRps, 3)}`,
     );
     return summary;
   } finally {
