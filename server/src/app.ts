@@ -130,8 +130,10 @@ export async function buildApp(config: Config, options: BuildAppOptions = {}): P
     }
   }
   app.addHook('onClose', async () => {
-    // Last assembled, first closed: a module closes before the modules it depends on (the
-    // ledger drains its batches, whose events then wake consumers, before events closes).
+    // Last assembled, first closed: every module assembled after events (all that emit from a
+    // close, such as the ledger draining its batches or metering flushing its counts) closes
+    // before events waits out its last wake-up. Access, assembled first so that its hooks run
+    // first, closes last; its close (key cache, limiter) emits nothing.
     for (const module of [...assembleModules(runtime)].reverse()) await module.close?.();
     if (!options.runtime) await runtime.close();
   });
