@@ -38,6 +38,35 @@ export const ID_PREFIXES = [
 ] as const;
 export type IdPrefix = (typeof ID_PREFIXES)[number] | (string & {});
 
+/** A TypeID prefix: lowercase letters and underscores, at most 63 characters, not ending in `_`. */
+const PREFIX_PATTERN = /^[a-z]([a-z_]{0,61}[a-z])?$/;
+
+const prefixOwners = new Map<string, string>(ID_PREFIXES.map((prefix) => [prefix, 'keel']));
+
+/**
+ * Declares the id prefixes a module mints. A prefix names one kind of thing everywhere: one
+ * another module owns is a programmer error. Prefer a readable word (`invoice`, `endpoint`).
+ */
+export function defineIdPrefixes<const Prefixes extends readonly string[]>(
+  owner: string,
+  prefixes: Prefixes,
+): Prefixes {
+  for (const prefix of prefixes) {
+    if (!PREFIX_PATTERN.test(prefix)) throw new Error(`id prefix must match ${PREFIX_PATTERN}: ${prefix}`);
+    const existing = prefixOwners.get(prefix);
+    if (existing !== undefined && existing !== owner) {
+      throw new Error(`id prefix ${prefix} is declared by ${existing} and again by ${owner}`);
+    }
+    prefixOwners.set(prefix, owner);
+  }
+  return prefixes;
+}
+
+/** Every declared prefix and the module that owns it. */
+export function registeredIdPrefixes(): ReadonlyMap<string, string> {
+  return prefixOwners;
+}
+
 export type IdGenerator = (prefix: IdPrefix) => string;
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';

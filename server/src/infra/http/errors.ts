@@ -1,11 +1,74 @@
 import { type Static, Type } from 'typebox';
 
+/** What a code means on the wire: one HTTP status and one title. */
+export interface ErrorEntry {
+  readonly status: number;
+  readonly title: string;
+}
+
 /**
- * The one catalogue of error codes Keel answers with. Each code maps to one HTTP status and
- * title; a problem document's `type` is derived from the code. Modules add their own codes
- * here so that clients see a single, documented list.
+ * The codes Keel answers with, as a type. Each module that declares codes with `defineErrors`
+ * adds them here by declaration merging, in its own `errors.ts`:
+ *
+ * ```ts
+ * export const LEDGER_ERRORS = defineErrors('ledger', { ASSET_NOT_FOUND: { status: 404, title: '…' } });
+ * declare module '../../infra/http/errors.ts' {
+ *   interface KeelErrorCodes extends ErrorCodesOf<typeof LEDGER_ERRORS> {}
+ * }
+ * ```
  */
-export const ERROR_CATALOGUE = {
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in each module
+export interface KeelErrorCodes {}
+
+/** The type a module's `defineErrors` result contributes to `KeelErrorCodes`. */
+export type ErrorCodesOf<Definitions extends Record<string, ErrorEntry>> = {
+  readonly [Code in keyof Definitions]: ErrorEntry;
+};
+
+interface Registered extends ErrorEntry {
+  readonly owner: string;
+}
+
+/** The one catalogue at run time: every code of every module, registered when its module loads. */
+const catalogue = new Map<string, Registered>();
+
+/**
+ * Declares a module's error codes. A code means one thing everywhere: declaring a code another
+ * module owns, or the same code twice with another meaning, is a programmer error.
+ */
+export function defineErrors<const Definitions extends Record<string, ErrorEntry>>(
+  owner: string,
+  definitions: Definitions,
+): Definitions {
+  for (const [code, entry] of Object.entries(definitions)) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(code)) throw new Error(`error code must be UPPER_SNAKE_CASE: ${code}`);
+    const existing = catalogue.get(code);
+    if (existing && (existing.owner !== owner || existing.status !== entry.status)) {
+      throw new Error(`error code ${code} is declared by ${existing.owner} and again by ${owner}`);
+    }
+    catalogue.set(code, { owner, status: entry.status, title: entry.title });
+  }
+  return definitions;
+}
+
+/** The entry of a registered code; an unknown code is a programmer error. */
+export function errorEntry(code: string): Registered {
+  const entry = catalogue.get(code);
+  if (!entry) throw new Error(`error code ${code} is not declared by any module (defineErrors)`);
+  return entry;
+}
+
+/** Every registered code, sorted, for the API reference and the SDK. */
+export function allErrors(): Array<Registered & { readonly code: string }> {
+  return [...catalogue.entries()]
+    .map(([code, entry]) => ({ code, ...entry }))
+    .sort((a, b) => a.code.localeCompare(b.code));
+}
+
+/**
+ * The codes of the HTTP layer itself and of features not yet moved into their own `errors.ts`.
+ */
+export const ERROR_CATALOGUE = defineErrors('keel', {
   VALIDATION_FAILED: { status: 400, title: 'The request is not valid' },
   MALFORMED_BODY: { status: 400, title: 'The request body could not be parsed' },
   UNAUTHENTICATED: { status: 401, title: 'Authentication is required' },
@@ -106,9 +169,13 @@ export const ERROR_CATALOGUE = {
     title: 'The chain has no RPC URL or no deployed attestation registry',
   },
   ATTESTATION_NOT_FOUND: { status: 404, title: 'The verification has no attestation' },
-} as const satisfies Record<string, { status: number; title: string }>;
+});
 
-export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+declare module './errors.ts' {
+  interface KeelErrorCodes extends ErrorCodesOf<typeof ERROR_CATALOGUE> {}
+}
+
+export type ErrorCode = keyof KeelErrorCodes & string;
 
 /** A problem document's `type`: a stable URN per code (RFC 9457 allows any URI). */
 export function problemType(code: ErrorCode): string {
@@ -138,9 +205,9 @@ export class KeelError extends Error {
       readonly members?: Readonly<Record<string, unknown>>;
     } = {},
   ) {
-    super(detail ?? ERROR_CATALOGUE[code].title);
+    super(detail ?? errorEntry(code).title);
     this.name = 'KeelError';
-    this.status = ERROR_CATALOGUE[code].status;
+    this.status = errorEntry(code).status;
   }
 }
 
@@ -184,7 +251,7 @@ export function problem(
   detail?: string,
   extra: { errors?: readonly FieldError[]; members?: Readonly<Record<string, unknown>> } = {},
 ): Problem {
-  const entry = ERROR_CATALOGUE[code];
+  const entry = errorEntry(code);
   return {
     ...extra.members,
     type: problemType(code),

@@ -1,24 +1,59 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
-import { ERROR_CATALOGUE, problemType } from './errors.ts';
+import { allErrors, type ErrorCode, errorEntry, problemType } from './errors.ts';
 
 export const OPENAPI_VERSION = '3.1.0';
 
-export const API_DESCRIPTION = `Keel is the self-hosted production backend for web3 services.
+/** Read when the document is built, after every module has declared its codes. */
+export const apiDescription = () => `Keel is the self-hosted production backend for web3 services.
 
 Every error is an RFC 9457 problem document (\`application/problem+json\`) whose \`code\` comes
 from one catalogue:
 
-${Object.entries(ERROR_CATALOGUE)
+${allErrors()
   .map(
-    ([code, entry]) =>
-      `- \`${code}\` (${entry.status}): ${entry.title}. Type \`${problemType(code as never)}\`.`,
+    (entry) =>
+      `- \`${entry.code}\` (${entry.status}): ${entry.title}. Type \`${problemType(entry.code as ErrorCode)}\`.`,
   )
   .join('\n')}
 
 Every response carries \`X-Request-Id\`; send your own (8-128 characters of \`A-Za-z0-9._:-\`) to
 correlate logs.`;
+
+export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
+
+/**
+ * The problem responses a route documents, for its `schema.response`: one entry per status,
+ * whose schema is the shared Problem document with `code` narrowed to the codes given, so a
+ * generated client types `error.code`. Fastify never serializes these (problems are sent already
+ * rendered); they exist for the API reference and the SDK.
+ *
+ * ```ts
+ * response: { 200: AssetSchema, ...errorResponses('ASSET_NOT_FOUND', 'NOT_FOUND') }
+ * ```
+ */
+export function errorResponses(...codes: ErrorCode[]): Record<number, unknown> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of new Set(codes)) {
+    const { status } = errorEntry(code);
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const responses: Record<number, unknown> = {};
+  for (const [status, group] of [...byStatus].sort(([a], [b]) => a - b)) {
+    responses[status] = {
+      description: group.map((code) => `\`${code}\`: ${errorEntry(code).title}.`).join(' '),
+      content: {
+        [PROBLEM_MEDIA_TYPE]: {
+          schema: {
+            allOf: [{ $ref: 'Problem#' }, { type: 'object', properties: { code: { enum: group } } }],
+          },
+        },
+      },
+    };
+  }
+  return responses;
+}
 
 /**
  * OpenAPI 3.1 generated from the route schemas, served at /openapi.json, and an interactive
@@ -29,7 +64,7 @@ export const openapiPlugin = fp<{ version: string; webhooks?: () => Record<strin
     await app.register(swagger, {
       openapi: {
         openapi: OPENAPI_VERSION,
-        info: { title: 'Keel API', version: options.version, description: API_DESCRIPTION },
+        info: { title: 'Keel API', version: options.version, description: apiDescription() },
         servers: [{ url: '/' }],
         tags: [
           { name: 'operations', description: 'Health, readiness and metrics.' },

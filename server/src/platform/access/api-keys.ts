@@ -1,8 +1,8 @@
 import type { Clock } from '../../infra/clock.ts';
 import type { Database } from '../../infra/db/database.ts';
+import { type Page, pageOf } from '../../infra/http/pagination.ts';
 import type { IdGenerator } from '../../infra/ids.ts';
 import type { EventsService } from '../events/index.ts';
-import { type Page, pageOf } from './cursor.ts';
 import { parseAllowlist } from './domain/cidr.ts';
 import { holdsAll, isKnownPermission, isSessionOnly } from './domain/permissions.ts';
 import {

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { KeelError } from '../../infra/http/errors.ts';
+import { decodeCursor } from '../../infra/http/pagination.ts';
 import type { ApiKey } from './api-keys.ts';
-import { decodeCursor } from './cursor.ts';
 import type { KnownPermission } from './domain/permissions.ts';
 import type { Actor, Invitation, Member, Org, Result, Session, User } from './service.ts';
 

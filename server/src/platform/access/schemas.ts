@@ -1,6 +1,6 @@
 import { type TSchema, Type } from 'typebox';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../infra/http/pagination.ts';
 import { MAX_ROLL_GRACE_SECONDS } from './api-keys.ts';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './cursor.ts';
 import { MAX_ALLOWLIST_ENTRIES } from './domain/cidr.ts';
 import { API_KEY_SCOPES, type KnownPermission, ROLES, type Role } from './domain/permissions.ts';
 import { API_KEY_ENVIRONMENTS, type ApiKeyEnvironment } from './domain/tokens.ts';

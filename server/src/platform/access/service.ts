@@ -32,11 +32,11 @@ import type { Clock } from '../../infra/clock.ts';
 import type { Database, Tx } from '../../infra/db/database.ts';
 import type { Permission } from '../../infra/http/auth.ts';
 import type { ErrorCode, KeelError } from '../../infra/http/errors.ts';
+import { type Page, pageOf } from '../../infra/http/pagination.ts';
 import type { IdGenerator } from '../../infra/ids.ts';
 import type { Mailer } from '../../infra/mail/index.ts';
 import type { Logger } from '../../infra/observability/logger.ts';
 import type { EventsService } from '../events/index.ts';
-import { type Page, pageOf } from './cursor.ts';
 import { parseAllowlist } from './domain/cidr.ts';
 import { holdsAll, ROLE_PERMISSIONS, type Role, sessionPermissions } from './domain/permissions.ts';
 import {

@@ -1,8 +1,35 @@
-import { isId } from '../../infra/ids.ts';
+import { type TSchema, Type } from 'typebox';
+import { isId } from '../ids.ts';
 
 /** Largest page a list returns, and the page when `limit` is not given. */
 export const MAX_PAGE_SIZE = 100;
 export const DEFAULT_PAGE_SIZE = 20;
+
+/** The query of every list: `limit` (1–100, default 20) and the previous page's `nextCursor`. */
+export const PageQuerySchema = Type.Object({
+  limit: Type.Integer({
+    minimum: 1,
+    maximum: MAX_PAGE_SIZE,
+    default: DEFAULT_PAGE_SIZE,
+    description: `Items per page, at most ${MAX_PAGE_SIZE}.`,
+  }),
+  cursor: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 200, description: 'The `nextCursor` of the previous page.' }),
+  ),
+});
+
+/** The response of every list: `{ data, nextCursor }`, named `id` in the API reference. */
+export function pageSchema<T extends TSchema>(item: T, id: string) {
+  return Type.Object(
+    {
+      data: Type.Array(item),
+      nextCursor: Type.Union([Type.String(), Type.Null()], {
+        description: 'Pass as `cursor` for the next page; null on the last.',
+      }),
+    },
+    { $id: id, title: id },
+  );
+}
 
 export interface Page<T> {
   readonly items: readonly T[];
