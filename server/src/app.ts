@@ -4,7 +4,7 @@ import { idempotencyJobs, idempotencyPlugin } from './infra/http/idempotency.ts'
 import { openapiPlugin } from './infra/http/openapi.ts';
 import { type App, createPipeline } from './infra/http/pipeline.ts';
 import type { JobDefinition } from './infra/jobs/runner.ts';
-import type { KeelModule } from './infra/module.ts';
+import { type KeelModule, vocabularyConflicts } from './infra/module.ts';
 import { createRuntime, type Runtime, type RuntimeOverrides } from './infra/runtime.ts';
 import { createIdentityAttestationsModule } from './modules/identity/attestations/index.ts';
 import { createIdentityModule } from './modules/identity/index.ts';
@@ -111,6 +111,10 @@ async function mailOrgAdmins(
 export async function buildApp(config: Config, options: BuildAppOptions = {}): Promise<App> {
   const runtime = options.runtime ?? (await createRuntime(config, options));
   const role = options.role ?? 'all';
+  // Each error code, id prefix, permission and event type has one owner: a clash between two
+  // modules' vocabularies is a programmer error, found before anything is served.
+  const conflicts = vocabularyConflicts(assembleModules(runtime));
+  if (conflicts.length > 0) throw new Error(`module vocabularies clash:\n${conflicts.join('\n')}`);
   const app = createPipeline(config, runtime);
   app.decorate('runtime', runtime);
   // Hooks first: features attach theirs to each route as it is registered (route-hooks.ts), so

@@ -2,12 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { assembleModules } from '../src/app.ts';
 import type { Permission } from '../src/infra/http/auth.ts';
 import type { App } from '../src/infra/http/pipeline.ts';
-import {
-  type AccessModule,
-  API_KEY_SCOPES,
-  ROLE_PERMISSIONS,
-  type Role,
-} from '../src/platform/access/index.ts';
+import { type AccessModule, apiKeyScopes, type Role, rolePermissions } from '../src/platform/access/index.ts';
 
 /**
  * Fixtures for route tests: orgs, users, sessions and API keys made through the access service
@@ -43,9 +38,9 @@ export async function createOrgWithApiKey(
 }> {
   const access = accessOf(app);
   const owner = await createUserSession(app);
-  const scopes = options.permissions ?? [...ROLE_PERMISSIONS[options.role ?? 'owner']];
+  const scopes = options.permissions ?? [...rolePermissions(options.role ?? 'owner')];
   const created = await access.apiKeys.create(
-    { userId: owner.userId, permissions: new Set<Permission>(API_KEY_SCOPES) },
+    { userId: owner.userId, permissions: new Set<Permission>(apiKeyScopes()) },
     owner.orgId,
     { name: 'fixture key', environment: 'test', scopes },
   );
@@ -90,7 +85,7 @@ export async function createMemberSession(
 ): Promise<{ userId: string; token: string; email: string; headers: Record<string, string> }> {
   const access = accessOf(app);
   const email = uniqueEmail(role);
-  const invited = await access.service.invite({ permissions: new Set(API_KEY_SCOPES) }, orgId, {
+  const invited = await access.service.invite({ permissions: new Set(apiKeyScopes()) }, orgId, {
     email,
     role,
   });

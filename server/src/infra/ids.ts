@@ -3,39 +3,10 @@ import { TypeID } from 'typeid-js';
 
 /**
  * Keel's ids are TypeIDs: a prefix naming the kind of thing, then a UUIDv7 in Crockford
- * base32, so they sort by creation time (`org_01jd7x8m3q9f2k5v6w7y8z9a0b`). The prefix list
- * is the single place a new kind of id is declared.
+ * base32, so they sort by creation time (`org_01jd7x8m3q9f2k5v6w7y8z9a0b`). Each module
+ * declares the prefixes it mints with `defineIdPrefixes`; infra mints only request ids.
  */
-export const ID_PREFIXES = [
-  'req',
-  'org',
-  'usr',
-  'key',
-  'job',
-  'evt',
-  // Webhooks: an endpoint, a delivery and one attempt of it.
-  'whe',
-  'whd',
-  'wha',
-  'ses',
-  'inv',
-  'acc',
-  'trf',
-  'txn',
-  'acp',
-  'ask',
-  // Identity: a subject (one human per org) and a verification (one verdict).
-  'sbj',
-  'vrf',
-  // Identity: a wallet challenge, a linked wallet, an on-chain attestation and one of its transactions.
-  'wch',
-  'wlk',
-  'att',
-  'atx',
-  // Access: a wallet that signs a user in, and an org's SSO connection.
-  'wal',
-  'sso',
-] as const;
+export const ID_PREFIXES = ['req'] as const;
 export type IdPrefix = (typeof ID_PREFIXES)[number] | (string & {});
 
 /** A TypeID prefix: lowercase letters and underscores, at most 63 characters, not ending in `_`. */

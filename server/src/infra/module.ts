@@ -1,5 +1,21 @@
+import { allErrors, type ErrorEntry } from './http/errors.ts';
 import type { App } from './http/pipeline.ts';
+import { registeredIdPrefixes } from './ids.ts';
 import type { JobDefinition } from './jobs/runner.ts';
+import { declaredPermissions, type PermissionDeclaration } from './permissions.ts';
+
+/**
+ * What a module names as its own: the results of its `defineErrors`, `defineIdPrefixes`,
+ * `definePermissions` and `defineEvent` calls. `buildApp` checks at start-up that each code,
+ * prefix, permission and event type is listed by one module only, and that the owner a
+ * declaration names is the module that lists it.
+ */
+export interface ModuleVocabulary {
+  readonly errors?: Readonly<Record<string, ErrorEntry>>;
+  readonly idPrefixes?: readonly string[];
+  readonly permissions?: Readonly<Record<string, PermissionDeclaration>>;
+  readonly events?: readonly { readonly type: string }[];
+}
 
 /**
  * What a platform feature or domain module contributes to the program: its routes (a Fastify
@@ -8,7 +24,10 @@ import type { JobDefinition } from './jobs/runner.ts';
  * them in dependency order.
  */
 export interface KeelModule {
+  /** Also the owner its `defineErrors`, `defineIdPrefixes` and `definePermissions` calls name. */
   readonly name: string;
+  /** The error codes, id prefixes, permissions and event types the module owns. */
+  readonly vocabulary?: ModuleVocabulary;
   /**
    * Hooks that apply to every route (authentication, rate limits), registered on the root
    * instance before any module's routes. Called for the `all` and `api` roles.
@@ -25,4 +44,48 @@ export interface KeelModule {
   readonly background?: { start(): Promise<void>; stop(): Promise<void> };
   /** Called once when the process shuts down, after HTTP has drained. */
   readonly close?: () => Promise<void>;
+}
+
+/**
+ * Every way the modules' vocabularies break "one owner per word": a code, prefix, permission or
+ * event type listed by two modules, or listed by a module other than the one its declaration
+ * names as owner. Empty when all is well.
+ */
+export function vocabularyConflicts(modules: readonly Pick<KeelModule, 'name' | 'vocabulary'>[]): string[] {
+  const conflicts: string[] = [];
+  const owners = {
+    'error code': registeredOwners(allErrors().map((entry) => [entry.code, entry.owner])),
+    'id prefix': registeredIdPrefixes(),
+    permission: registeredOwners([...declaredPermissions()].map(([name, entry]) => [name, entry.owner])),
+    'event type': new Map<string, string>(),
+  };
+  const listedBy = new Map<string, string>();
+  for (const module of modules) {
+    const vocabulary = module.vocabulary ?? {};
+    const words: (readonly [keyof typeof owners, string])[] = [
+      ...Object.keys(vocabulary.errors ?? {}).map((code) => ['error code', code] as const),
+      ...(vocabulary.idPrefixes ?? []).map((prefix) => ['id prefix', prefix] as const),
+      ...Object.keys(vocabulary.permissions ?? {}).map((name) => ['permission', name] as const),
+      ...(vocabulary.events ?? []).map((event) => ['event type', event.type] as const),
+    ];
+    for (const [kind, word] of words) {
+      const key = `${kind} ${word}`;
+      const earlier = listedBy.get(key);
+      if (earlier !== undefined) conflicts.push(`${key} is listed by ${earlier} and by ${module.name}`);
+      else listedBy.set(key, module.name);
+      const owner = owners[kind].get(word);
+      if (kind !== 'event type' && owner !== module.name) {
+        conflicts.push(
+          owner === undefined
+            ? `${key}, listed by ${module.name}, is not declared`
+            : `${key} is declared by ${owner} but listed by ${module.name}`,
+        );
+      }
+    }
+  }
+  return conflicts;
+}
+
+function registeredOwners(entries: readonly (readonly [string, string])[]): ReadonlyMap<string, string> {
+  return new Map(entries);
 }

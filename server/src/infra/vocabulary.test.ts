@@ -26,7 +26,7 @@ describe('module vocabulary', () => {
     defineIdPrefixes('vocabulary-probe', ['vocabulary_probe']);
     assert.equal(registeredIdPrefixes().get('vocabulary_probe'), 'vocabulary-probe');
     assert.match(newId('vocabulary_probe'), /^vocabulary_probe_[0-9a-z]{26}$/);
-    assert.throws(() => defineIdPrefixes('someone-else', ['org']), /declared by keel/);
+    assert.throws(() => defineIdPrefixes('someone-else', ['req']), /declared by keel/);
     assert.throws(() => defineIdPrefixes('probe', ['Bad-Prefix']), /must match/);
   });
 

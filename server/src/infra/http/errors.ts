@@ -66,21 +66,18 @@ export function allErrors(): Array<Registered & { readonly code: string }> {
 }
 
 /**
- * The codes of the HTTP layer itself and of features not yet moved into their own `errors.ts`.
+ * The codes of the HTTP layer itself, which any route may answer with. A module's own outcomes
+ * are declared in its own `errors.ts`; reuse these where they fit.
  */
-export const ERROR_CATALOGUE = defineErrors('keel', {
+export const HTTP_ERRORS = defineErrors('keel', {
   VALIDATION_FAILED: { status: 400, title: 'The request is not valid' },
   MALFORMED_BODY: { status: 400, title: 'The request body could not be parsed' },
   UNAUTHENTICATED: { status: 401, title: 'Authentication is required' },
   FORBIDDEN: { status: 403, title: 'Not allowed' },
-  INVALID_CREDENTIALS: { status: 401, title: 'The email or the password is wrong' },
-  IP_NOT_ALLOWED: { status: 403, title: 'Not allowed from this address' },
   NOT_FOUND: { status: 404, title: 'Not found' },
   ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
   CONFLICT: { status: 409, title: 'Conflict with the current state' },
-  EMAIL_TAKEN: { status: 409, title: 'An account with this email exists' },
-  INVITATION_EXPIRED: { status: 410, title: 'The invitation expired or was already used' },
   IDEMPOTENCY_KEY_REUSED: { status: 409, title: 'Idempotency-Key was used with a different request' },
   IDEMPOTENCY_REQUEST_IN_PROGRESS: {
     status: 409,
@@ -89,90 +86,12 @@ export const ERROR_CATALOGUE = defineErrors('keel', {
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
-  LOGIN_THROTTLED: { status: 429, title: 'Too many failed sign-in attempts' },
   INTERNAL: { status: 500, title: 'Internal error' },
   SERVICE_UNAVAILABLE: { status: 503, title: 'Service unavailable' },
-  // Ledger (docs/ledger.md): a failed transfer's problem document carries `transferId`, and
-  // INSUFFICIENT_FUNDS carries `accountId`, `available` and `requested`.
-  ASSET_NOT_FOUND: { status: 404, title: 'No such asset' },
-  ASSET_EXISTS: { status: 409, title: 'The asset exists with a different scale' },
-  ACCOUNT_NOT_FOUND: { status: 404, title: 'No such account' },
-  ACCOUNT_ID_CONFLICT: { status: 409, title: 'An account with this id exists with different fields' },
-  TRANSFER_NOT_FOUND: { status: 404, title: 'No such transfer' },
-  TRANSFER_ID_CONFLICT: { status: 409, title: 'A transfer with this id exists with different fields' },
-  REFERENCE_CONFLICT: { status: 409, title: 'The reference is used by another transfer' },
-  ASSET_MISMATCH: { status: 422, title: 'The accounts and the transfer are not in the same asset' },
-  INSUFFICIENT_FUNDS: { status: 422, title: 'The account has insufficient funds' },
-  TRANSFER_NOT_PENDING: { status: 422, title: 'The transfer is not a pending transfer' },
-  PENDING_EXPIRED: { status: 409, title: 'The pending transfer expired' },
-  ALREADY_POSTED: { status: 409, title: 'The pending transfer was already posted' },
-  ALREADY_VOIDED: { status: 409, title: 'The pending transfer was already voided' },
-  POST_AMOUNT_EXCEEDS_PENDING: { status: 422, title: 'The amount to post exceeds the pending amount' },
-  TRANSFER_NOT_REVERSIBLE: { status: 422, title: 'Only posted transfers can be reversed' },
-  ALREADY_REVERSED: { status: 409, title: 'The transfer was already reversed in full' },
-  REVERSAL_EXCEEDS_AMOUNT: { status: 422, title: 'The reversal exceeds what is left to reverse' },
-  // Access: second factor, email flows, wallet sign-in, SSO (docs/access.md).
-  MFA_TOKEN_INVALID: { status: 401, title: 'The sign-in challenge expired or was already used' },
-  TWO_FACTOR_CODE_INVALID: { status: 401, title: 'The two-factor code is wrong or was already used' },
-  TWO_FACTOR_THROTTLED: { status: 429, title: 'Too many wrong two-factor codes' },
-  TWO_FACTOR_ALREADY_ENABLED: { status: 409, title: 'Two-factor authentication is already enabled' },
-  TWO_FACTOR_NOT_ENABLED: { status: 409, title: 'Two-factor authentication is not enabled' },
-  TWO_FACTOR_ENROLMENT_MISSING: { status: 409, title: 'No two-factor enrolment is in progress' },
-  TWO_FACTOR_REQUIRED: {
-    status: 403,
-    title: 'This org requires two-factor authentication of owners and admins',
-  },
-  EMAIL_TOKEN_INVALID: { status: 400, title: 'The link is invalid, expired or was already used' },
-  SIWE_MESSAGE_INVALID: { status: 400, title: 'The sign-in message is not valid' },
-  SIWE_NONCE_INVALID: { status: 401, title: 'The nonce is unknown, expired or was already used' },
-  WALLET_SIGNATURE_INVALID: { status: 401, title: 'The wallet signature is not valid' },
-  WALLET_CHAIN_UNSUPPORTED: { status: 422, title: 'Smart-contract wallets on this chain cannot be checked' },
-  CHAIN_UNAVAILABLE: { status: 503, title: 'The chain could not be reached' },
-  WALLET_ALREADY_LINKED: { status: 409, title: 'The wallet is linked to another account' },
-  LAST_SIGN_IN_METHOD: { status: 409, title: 'This is the account’s last way to sign in' },
-  SSO_NOT_CONFIGURED: { status: 404, title: 'The org has no SSO connection' },
-  SSO_DISCOVERY_FAILED: { status: 422, title: 'The identity provider’s configuration could not be read' },
-  SSO_STATE_INVALID: { status: 400, title: 'The SSO sign-in expired or was already completed' },
-  SSO_LOGIN_FAILED: { status: 401, title: 'The identity provider’s answer was not valid' },
-  SSO_EMAIL_UNVERIFIED: { status: 403, title: 'The identity provider gave no verified email address' },
-  SSO_DOMAIN_NOT_ALLOWED: { status: 403, title: 'This email domain may not join the org through SSO' },
-  SSO_ACCOUNT_CONFLICT: { status: 409, title: 'An account with this email exists outside the org' },
-  // Audit log (docs/audit.md).
-  AUDIT_CHECKPOINT_NOT_FOUND: { status: 404, title: 'No such audit checkpoint' },
-  // Usage metering (docs/usage.md).
-  METER_NOT_FOUND: { status: 404, title: 'No such meter' },
-  METER_EXISTS: { status: 409, title: 'A meter with this name exists with another aggregation' },
-  TOO_MANY_METERS: { status: 422, title: 'The org has as many meters as it may define' },
-  USAGE_QUERY_TOO_LARGE: { status: 422, title: 'The usage query matches too many rows' },
-  // Identity: subjects, providers, verifications (docs/identity.md).
-  SUBJECT_NOT_FOUND: { status: 404, title: 'No such subject' },
-  VERIFICATION_NOT_FOUND: { status: 404, title: 'No such verification' },
-  IDENTITY_PROVIDER_NOT_CONFIGURED: { status: 404, title: 'The provider is not configured for this org' },
-  NO_IDENTITY_PROVIDERS: { status: 422, title: 'No enabled provider can check this request' },
-  ANALYTICS_RANGE_TOO_LARGE: { status: 422, title: 'The analytics range is too long' },
-  // Identity: wallets and on-chain attestations (docs/identity.md). WALLET_LINKED_TO_OTHER_SUBJECT
-  // carries `subjectId` and `accountId`, the link that holds the wallet.
-  WALLET_CHALLENGE_INVALID: {
-    status: 422,
-    title: 'The wallet challenge is unknown, expired or was already used',
-  },
-  WALLET_PROOF_INVALID: { status: 422, title: 'The signature does not prove control of the wallet' },
-  WALLET_LINKED_TO_OTHER_SUBJECT: {
-    status: 409,
-    title: 'The wallet is linked to another subject in this org',
-  },
-  WALLET_NOT_FOUND: { status: 404, title: 'No such wallet is linked to the subject' },
-  TOO_MANY_WALLETS: { status: 422, title: 'The subject has as many wallets as it may link' },
-  VERDICT_NOT_ATTESTABLE: { status: 422, title: 'Only a current verified verdict can be attested' },
-  ATTESTATION_CHAIN_UNAVAILABLE: {
-    status: 422,
-    title: 'The chain has no RPC URL or no deployed attestation registry',
-  },
-  ATTESTATION_NOT_FOUND: { status: 404, title: 'The verification has no attestation' },
 });
 
 declare module './errors.ts' {
-  interface KeelErrorCodes extends ErrorCodesOf<typeof ERROR_CATALOGUE> {}
+  interface KeelErrorCodes extends ErrorCodesOf<typeof HTTP_ERRORS> {}
 }
 
 export type ErrorCode = keyof KeelErrorCodes & string;
@@ -190,8 +109,8 @@ export interface FieldError {
 }
 
 /**
- * An error a handler or service throws to answer with a problem document. Expected outcomes
- * inside services are values; this is how the HTTP edge turns them into responses.
+ * What the HTTP edge throws to answer with a problem document: routes (through `unwrap`) and
+ * request hooks. Services never throw it: their expected outcomes are `Result` values.
  */
 export class KeelError extends Error {
   readonly status: number;

@@ -65,3 +65,6 @@ export const HUMAN_DUPLICATE_DETECTED = defineEvent({
     verificationId,
   }),
 });
+
+/** Every event this module emits, for its KeelModule vocabulary. */
+export const IDENTITY_EVENTS = [VERIFICATION_COMPLETED, VERIFICATION_EXPIRED, HUMAN_DUPLICATE_DETECTED];

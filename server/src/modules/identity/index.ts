@@ -33,7 +33,11 @@ import type { EventsService } from '../../platform/events/index.ts';
 import { createAnalyticsService } from './analytics.ts';
 import { type ConfigurationService, createConfigurationService } from './configuration.ts';
 import { NO_WALLETS, type SubjectsService, type WalletDirectory } from './contracts.ts';
+import { IDENTITY_ERRORS } from './errors.ts';
+import { IDENTITY_EVENTS } from './events.ts';
+import { IDENTITY_IDS } from './ids.ts';
 import { identityJobs } from './jobs.ts';
+import { IDENTITY_PERMISSIONS } from './permissions.ts';
 import { createBrightIdAdapter } from './providers/brightid.ts';
 import { createProviderHttp } from './providers/http.ts';
 import { createPassportAdapter } from './providers/passport.ts';
@@ -121,6 +125,12 @@ export function createIdentityModule(runtime: Runtime, deps: IdentityModuleDeps)
   });
   return {
     name: 'identity',
+    vocabulary: {
+      errors: IDENTITY_ERRORS,
+      idPrefixes: IDENTITY_IDS,
+      permissions: IDENTITY_PERMISSIONS,
+      events: IDENTITY_EVENTS,
+    },
     subjects,
     verifications,
     configuration,

@@ -28,6 +28,9 @@ export const TRANSFER_VOIDED = defineEvent({
   payload: TransferPayload,
 });
 
+/** Every event this module emits, for its KeelModule vocabulary. */
+export const LEDGER_EVENTS = [ACCOUNT_CREATED, TRANSFER_PENDING, TRANSFER_POSTED, TRANSFER_VOIDED];
+
 export type LedgerEvent = { readonly type: string; readonly payload: unknown };
 
 /** The one place the ledger writes events. */

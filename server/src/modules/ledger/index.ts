@@ -2,7 +2,11 @@ import client from 'prom-client';
 import type { KeelModule } from '../../infra/module.ts';
 import type { Runtime } from '../../infra/runtime.ts';
 import type { EventsService } from '../../platform/events/index.ts';
+import { LEDGER_ERRORS } from './errors.ts';
+import { LEDGER_EVENTS } from './events.ts';
+import { LEDGER_IDS } from './ids.ts';
 import { ledgerJobs } from './jobs.ts';
+import { LEDGER_PERMISSIONS } from './permissions.ts';
 import { ledgerRoutes } from './routes.ts';
 import { createLedgerService, type LedgerService } from './service.ts';
 
@@ -50,6 +54,12 @@ export function createLedgerModule(
   });
   return {
     name: 'ledger',
+    vocabulary: {
+      errors: LEDGER_ERRORS,
+      idPrefixes: LEDGER_IDS,
+      permissions: LEDGER_PERMISSIONS,
+      events: LEDGER_EVENTS,
+    },
     service,
     routes: ledgerRoutes(service),
     jobs: ledgerJobs(service, runtime.database.db),

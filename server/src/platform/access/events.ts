@@ -46,3 +46,13 @@ export const MEMBER_REMOVED = defineEvent({
   description: 'A member was removed from the org.',
   payload: Type.Object({ userId: UserId, role: RoleName }),
 });
+
+/** Every event this module emits, for its KeelModule vocabulary. */
+export const ACCESS_EVENTS = [
+  API_KEY_CREATED,
+  API_KEY_ROLLED,
+  API_KEY_REVOKED,
+  MEMBER_JOINED,
+  MEMBER_ROLE_CHANGED,
+  MEMBER_REMOVED,
+];

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { accessOf, bearer, createOrgWithApiKey, createUserSession } from '../../../test/fixtures.ts';
 import { buildTestApp, createTestDatabase, type TestApp, type TestDatabase } from '../../../test/harness.ts';
+import type { Permission } from '../../infra/http/auth.ts';
+import { declaredPermissions } from '../../infra/permissions.ts';
 import { generateApiKey } from './domain/tokens.ts';
 import { documentPermission } from './hooks.ts';
 
@@ -333,11 +335,22 @@ describe('the access hooks: authentication, rate limits, authorization', () => {
       assert.ok(checked > 20, `only ${checked} protected operations found`);
     });
 
-    test('a route that needs a permission missing from the table stops the app from starting', () => {
+    test('a route that needs a permission no module declares stops the app from starting', () => {
       assert.throws(
         () => documentPermission({ method: 'GET', url: '/v1/x', config: { permission: 'made:up' } } as never),
-        /not in PERMISSIONS/,
+        /needs permission "made:up", which no module declares/,
       );
+    });
+
+    test('every route’s permission is declared by a module (definePermissions)', async () => {
+      const document = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+      const named = Object.values(document.paths as Record<string, Record<string, Record<string, unknown>>>)
+        .flatMap((operations) => Object.values(operations))
+        .map((operation) => operation['x-keel-permission'])
+        .filter((permission) => typeof permission === 'string' && permission !== 'authenticated');
+      assert.ok(named.length > 20);
+      for (const permission of named)
+        assert.ok(declaredPermissions().has(permission as Permission), String(permission));
     });
   });
 });

@@ -8,7 +8,7 @@ import { isId } from '../../infra/ids.ts';
 import { MINUTE_MS, type RateLimitRule, type RateLimitService } from '../rate-limit/index.ts';
 import type { ApiKeyService } from './api-keys.ts';
 import { type Allowlist, allowlistOf, limitSubject } from './domain/cidr.ts';
-import { isAdminPermission, isKnownPermission, PERMISSIONS } from './domain/permissions.ts';
+import { isAdminPermission, isSessionOnly, permissionDeclaration } from './domain/permissions.ts';
 import { looksLikeApiKey } from './domain/tokens.ts';
 import type { CachedKey } from './key-cache.ts';
 import type { AccessService, SessionIdentity } from './service.ts';
@@ -102,20 +102,19 @@ export function documentPermission(route: RouteOptions): void {
     return;
   }
   if (!permission || documented) return;
-  if (!isKnownPermission(permission)) {
+  if (!permissionDeclaration(permission)) {
     throw new Error(
-      `${String(route.method)} ${route.url} needs permission "${permission}", which is not in PERMISSIONS (platform/access/domain/permissions.ts)`,
+      `${String(route.method)} ${route.url} needs permission "${permission}", which no module declares (definePermissions)`,
     );
   }
   route.schema ??= {};
   const schema = route.schema as Record<string, unknown>;
   schema.security ??= [{ bearer: [] }];
   schema['x-keel-permission'] = permission;
-  const entry = PERMISSIONS[permission];
   const line =
     `Requires permission \`${permission}\`` +
-    ('session' in entry ? ' (held by every signed-in user; API keys never hold it)' : '') +
-    (entry.admin ? ' (an admin permission: subject to the admin IP allowlists)' : '') +
+    (isSessionOnly(permission) ? ' (held by every signed-in user; API keys never hold it)' : '') +
+    (isAdminPermission(permission) ? ' (an admin permission: subject to the admin IP allowlists)' : '') +
     '.';
   schema.description = schema.description ? `${String(schema.description)}\n\n${line}` : line;
 }

@@ -3,13 +3,22 @@ import type { KeelModule } from '../../infra/module.ts';
 import type { Runtime } from '../../infra/runtime.ts';
 import type { AuditService } from '../audit/index.ts';
 import type { EventsService } from '../events/index.ts';
-import { createRateLimitService, deploymentNamespace, type RateLimitService } from '../rate-limit/index.ts';
+import {
+  createRateLimitService,
+  deploymentNamespace,
+  RATE_LIMIT_EVENTS,
+  type RateLimitService,
+} from '../rate-limit/index.ts';
 import { type ApiKeyService, createApiKeyService } from './api-keys.ts';
+import { ACCESS_ERRORS } from './errors.ts';
+import { ACCESS_EVENTS } from './events.ts';
 import { accessHooks } from './hooks.ts';
+import { ACCESS_IDS } from './ids.ts';
 import { createKeyCache, type KeyCache } from './key-cache.ts';
 import { keyRoutes } from './key-routes.ts';
 import { createLoginThrottle } from './login-throttle.ts';
 import { orgRoutes } from './org-routes.ts';
+import { ACCESS_PERMISSIONS, PLANNED_PERMISSIONS } from './permissions.ts';
 import { accountRoutes } from './routes.ts';
 import { type AccessService, createAccessService } from './service.ts';
 import { listOrgsOfUser } from './store.ts';
@@ -17,18 +26,14 @@ import { listOrgsOfUser } from './store.ts';
 export { type ApiKey, type ApiKeyService, MAX_ROLL_GRACE_SECONDS } from './api-keys.ts';
 export { type Allowlist, allowlistOf, parseAllowlist } from './domain/cidr.ts';
 export {
-  ALL_PERMISSIONS,
-  API_KEY_SCOPES,
+  apiKeyScopes,
   holdsAll,
   isAdminPermission,
   isKnownPermission,
   isRole,
-  type KnownPermission,
-  PERMISSIONS,
-  ROLE_PERMISSIONS,
   ROLES,
   type Role,
-  SESSION_PERMISSIONS,
+  rolePermissions,
   sessionPermissions,
 } from './domain/permissions.ts';
 export { generateApiKey, parseApiKey, randomBase62 } from './domain/tokens.ts';
@@ -125,6 +130,13 @@ export function createAccessModule(
   });
   return {
     name: 'access',
+    // Rate limits are built here, so their event is listed here too.
+    vocabulary: {
+      errors: ACCESS_ERRORS,
+      idPrefixes: ACCESS_IDS,
+      permissions: { ...ACCESS_PERMISSIONS, ...PLANNED_PERMISSIONS },
+      events: [...ACCESS_EVENTS, ...RATE_LIMIT_EVENTS],
+    },
     service,
     apiKeys,
     rateLimits,

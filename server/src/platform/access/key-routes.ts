@@ -3,17 +3,17 @@ import { requireOrgId } from '../../infra/http/auth.ts';
 import { KeelError } from '../../infra/http/errors.ts';
 import type { App } from '../../infra/http/pipeline.ts';
 import type { ApiKeyService } from './api-keys.ts';
+import { apiKeyScopes } from './domain/permissions.ts';
 import { actorOf, cursorAfter, presentApiKey, unwrap } from './present.ts';
 import {
   ApiKeySchema,
   ApiKeySecretSchema,
-  CreateApiKeyBody,
+  apiKeyBodies,
   IdParams,
   ListApiKeysQuery,
   pageOf,
   RollApiKeyBody,
   RolledApiKeySchema,
-  UpdateApiKeyBody,
 } from './schemas.ts';
 
 const NoContent = Type.Null({ description: 'No content.' });
@@ -29,6 +29,7 @@ export function keyRoutes(deps: { apiKeys: ApiKeyService }) {
   const { apiKeys } = deps;
 
   return async (app: App) => {
+    const bodies = apiKeyBodies(apiKeyScopes());
     app.post(
       '/v1/api-keys',
       {
@@ -40,7 +41,7 @@ export function keyRoutes(deps: { apiKeys: ApiKeyService }) {
             'The secret (`keel_live_…` or `keel_test_…`) is in this response and never again: Keel keeps only its ' +
             'SHA-256. Scopes must be permissions you hold.',
           tags: ['api-keys'],
-          body: CreateApiKeyBody,
+          body: bodies.create,
           response: { 201: ApiKeySecretSchema },
         },
       },
@@ -115,7 +116,7 @@ export function keyRoutes(deps: { apiKeys: ApiKeyService }) {
           description: 'Takes effect on every replica within a second.',
           tags: ['api-keys'],
           params: KeyParams,
-          body: UpdateApiKeyBody,
+          body: bodies.update,
           response: { 200: ApiKeySchema },
         },
       },

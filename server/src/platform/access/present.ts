@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify';
+import type { Permission } from '../../infra/http/auth.ts';
 import { KeelError } from '../../infra/http/errors.ts';
 import { decodeCursor } from '../../infra/http/pagination.ts';
 import type { ApiKey } from './api-keys.ts';
-import type { KnownPermission } from './domain/permissions.ts';
 import type { Actor, Invitation, Member, Org, Result, Session, User } from './service.ts';
 
 /** Turns an expected failure into the problem response; returns the success value otherwise. */
@@ -92,7 +92,7 @@ export const presentApiKey = (key: ApiKey) => ({
   name: key.name,
   environment: key.environment,
   // Stored scopes were checked against the permission table when they were granted.
-  scopes: [...key.scopes] as KnownPermission[],
+  scopes: [...key.scopes] as Permission[],
   expiresAt: iso(key.expiresAt),
   rateLimitPerMinute: key.rateLimitPerMinute,
   ipAllowlist: [...key.ipAllowlist],

@@ -1,8 +1,9 @@
 import { type TSchema, Type } from 'typebox';
+import type { Permission } from '../../infra/http/auth.ts';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../infra/http/pagination.ts';
 import { MAX_ROLL_GRACE_SECONDS } from './api-keys.ts';
 import { MAX_ALLOWLIST_ENTRIES } from './domain/cidr.ts';
-import { API_KEY_SCOPES, type KnownPermission, ROLES, type Role } from './domain/permissions.ts';
+import { ROLES, type Role } from './domain/permissions.ts';
 import { API_KEY_ENVIRONMENTS, type ApiKeyEnvironment } from './domain/tokens.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from './passwords.ts';
 import { MAX_NAME_LENGTH } from './service.ts';
@@ -36,9 +37,8 @@ export const RoleSchema = Type.Unsafe<Role>({
     'owner, admin, developer, billing or viewer. What each may do is listed in the access guide (docs/access.md).',
   examples: ['developer'],
 });
-export const ScopeSchema = Type.Unsafe<KnownPermission>({
+export const ScopeSchema = Type.Unsafe<Permission>({
   type: 'string',
-  enum: [...API_KEY_SCOPES],
   description: 'A permission the key holds.',
   examples: ['ledger:read'],
 });
@@ -284,43 +284,48 @@ export const ApiKeySchema = Type.Object(
   { $id: 'ApiKey', title: 'ApiKey' },
 );
 
-const keySettings = {
-  name: Name,
-  scopes: Type.Array(ScopeSchema, {
-    minItems: 1,
-    maxItems: API_KEY_SCOPES.length,
-    uniqueItems: true,
-    description: 'Permissions the key holds; each must be one you hold.',
-  }),
-  expiresAt: Type.Optional(Nullable(DateTime('The key stops working then; null: never.'))),
-  rateLimitPerMinute: Type.Optional(NullablePerMinute),
-  ipAllowlist: Type.Optional(Allowlist),
-  metadata: Type.Optional(Metadata),
-};
-
-export const CreateApiKeyBody = Type.Object({
-  ...keySettings,
-  environment: Type.Optional(
-    Type.Unsafe<ApiKeyEnvironment>({
-      type: 'string',
-      enum: [...API_KEY_ENVIRONMENTS],
-      default: 'live',
-      description: 'Prefix of the key: keel_live_… or keel_test_…',
+/**
+ * The bodies that set a key's scopes. Built when the key routes are registered, after every
+ * module has declared its permissions, so the scopes' `enum` lists each one (apiKeyScopes()).
+ */
+export function apiKeyBodies(scopes: readonly Permission[]) {
+  const keySettings = {
+    name: Name,
+    scopes: Type.Array(Type.Unsafe<Permission>({ ...ScopeSchema, enum: [...scopes] }), {
+      minItems: 1,
+      maxItems: scopes.length,
+      uniqueItems: true,
+      description: 'Permissions the key holds; each must be one you hold.',
     }),
-  ),
-});
-
-export const UpdateApiKeyBody = Type.Object(
-  {
-    name: Type.Optional(keySettings.name),
-    scopes: Type.Optional(keySettings.scopes),
-    expiresAt: keySettings.expiresAt,
-    rateLimitPerMinute: keySettings.rateLimitPerMinute,
-    ipAllowlist: keySettings.ipAllowlist,
-    metadata: keySettings.metadata,
-  },
-  { minProperties: 1 },
-);
+    expiresAt: Type.Optional(Nullable(DateTime('The key stops working then; null: never.'))),
+    rateLimitPerMinute: Type.Optional(NullablePerMinute),
+    ipAllowlist: Type.Optional(Allowlist),
+    metadata: Type.Optional(Metadata),
+  };
+  const create = Type.Object({
+    ...keySettings,
+    environment: Type.Optional(
+      Type.Unsafe<ApiKeyEnvironment>({
+        type: 'string',
+        enum: [...API_KEY_ENVIRONMENTS],
+        default: 'live',
+        description: 'Prefix of the key: keel_live_… or keel_test_…',
+      }),
+    ),
+  });
+  const update = Type.Object(
+    {
+      name: Type.Optional(keySettings.name),
+      scopes: Type.Optional(keySettings.scopes),
+      expiresAt: keySettings.expiresAt,
+      rateLimitPerMinute: keySettings.rateLimitPerMinute,
+      ipAllowlist: keySettings.ipAllowlist,
+      metadata: keySettings.metadata,
+    },
+    { minProperties: 1 },
+  );
+  return { create, update };
+}
 
 export const ApiKeySecretSchema = Type.Object(
   {

@@ -38,7 +38,7 @@ import type { Mailer } from '../../infra/mail/index.ts';
 import type { Logger } from '../../infra/observability/logger.ts';
 import type { EventsService } from '../events/index.ts';
 import { parseAllowlist } from './domain/cidr.ts';
-import { holdsAll, ROLE_PERMISSIONS, type Role, sessionPermissions } from './domain/permissions.ts';
+import { holdsAll, type Role, rolePermissions, sessionPermissions } from './domain/permissions.ts';
 import {
   generateOpaqueToken,
   generateSessionToken,
@@ -705,8 +705,8 @@ export function createAccessService(deps: AccessServiceDeps) {
         const membership = await store.findMembership(tx, orgId, userId);
         if (!membership) return failure('NOT_FOUND', `No member ${userId}`);
         if (
-          !holdsAll(actor.permissions, ROLE_PERMISSIONS[membership.role]) ||
-          !holdsAll(actor.permissions, ROLE_PERMISSIONS[role])
+          !holdsAll(actor.permissions, rolePermissions(membership.role)) ||
+          !holdsAll(actor.permissions, rolePermissions(role))
         ) {
           return failure(
             'FORBIDDEN',
@@ -730,7 +730,7 @@ export function createAccessService(deps: AccessServiceDeps) {
         const owners = await store.lockOwners(tx, orgId);
         const membership = await store.findMembership(tx, orgId, userId);
         if (!membership) return failure('NOT_FOUND', `No member ${userId}`);
-        if (!holdsAll(actor.permissions, ROLE_PERMISSIONS[membership.role])) {
+        if (!holdsAll(actor.permissions, rolePermissions(membership.role))) {
           return failure('FORBIDDEN', `Removing a ${membership.role} needs every permission of that role`);
         }
         if (membership.role === 'owner' && owners.length <= 1) {
@@ -755,7 +755,7 @@ export function createAccessService(deps: AccessServiceDeps) {
       orgId: string,
       input: { email: string; role: Role },
     ): Promise<Result<{ invitation: Invitation; token: string; acceptUrl: string; mailed: boolean }>> {
-      if (!holdsAll(actor.permissions, ROLE_PERMISSIONS[input.role])) {
+      if (!holdsAll(actor.permissions, rolePermissions(input.role))) {
         return failure('FORBIDDEN', `Inviting a ${input.role} needs every permission of that role`);
       }
       const email = normalizeEmail(input.email);

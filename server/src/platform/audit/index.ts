@@ -1,8 +1,11 @@
 import client from 'prom-client';
 import type { KeelModule } from '../../infra/module.ts';
 import type { Runtime } from '../../infra/runtime.ts';
+import { AUDIT_ERRORS } from './errors.ts';
 import { auditHooks } from './hook.ts';
+import { AUDIT_IDS } from './ids.ts';
 import { auditJobs } from './jobs.ts';
+import { AUDIT_PERMISSIONS } from './permissions.ts';
 import { auditRoutes } from './routes.ts';
 import { type AuditService, createAuditService } from './service.ts';
 
@@ -50,6 +53,7 @@ export function createAuditModule(
   const http = auditHooks({ service, log, onFailure: () => writeFailures.inc() });
   return {
     name: 'audit',
+    vocabulary: { errors: AUDIT_ERRORS, idPrefixes: AUDIT_IDS, permissions: AUDIT_PERMISSIONS },
     service,
     hooks: http.hooks,
     routes: auditRoutes(service),

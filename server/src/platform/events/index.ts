@@ -1,6 +1,8 @@
 import type { JobDefinition } from '../../infra/jobs/runner.ts';
 import type { KeelModule } from '../../infra/module.ts';
 import type { Runtime } from '../../infra/runtime.ts';
+import { EVENT_IDS } from './ids.ts';
+import { EVENTS_PERMISSIONS } from './permissions.ts';
 import { eventsRoutes } from './routes.ts';
 import { createEventsService, type EventsService } from './service.ts';
 
@@ -40,5 +42,12 @@ export function createEventsModule(runtime: Runtime): KeelModule & { service: Ev
       },
     },
   ];
-  return { name: 'events', service, routes: eventsRoutes(service), jobs, close: () => service.close() };
+  return {
+    name: 'events',
+    vocabulary: { idPrefixes: EVENT_IDS, permissions: EVENTS_PERMISSIONS },
+    service,
+    routes: eventsRoutes(service),
+    jobs,
+    close: () => service.close(),
+  };
 }

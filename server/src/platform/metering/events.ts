@@ -30,3 +30,6 @@ export const USAGE_THRESHOLD_REACHED = defineEvent({
     }),
   }),
 });
+
+/** Every event this module emits, for its KeelModule vocabulary. */
+export const METERING_EVENTS = [USAGE_THRESHOLD_REACHED];

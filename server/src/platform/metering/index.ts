@@ -2,7 +2,10 @@ import type { KeelModule } from '../../infra/module.ts';
 import { UNMATCHED_ROUTE } from '../../infra/observability/metrics.ts';
 import type { Runtime } from '../../infra/runtime.ts';
 import type { EventsService } from '../events/index.ts';
+import { METERING_ERRORS } from './errors.ts';
+import { METERING_EVENTS } from './events.ts';
 import { meteringJobs } from './jobs.ts';
+import { METERING_PERMISSIONS } from './permissions.ts';
 import { meteringRoutes } from './routes.ts';
 import { createMeteringService, type MeteringService } from './service.ts';
 
@@ -37,6 +40,7 @@ export function createMeteringModule(
   });
   return {
     name: 'metering',
+    vocabulary: { errors: METERING_ERRORS, permissions: METERING_PERMISSIONS, events: METERING_EVENTS },
     service,
     hooks: async (app) => {
       if (!runtime.config.usage.meterRequests) return;

@@ -17,3 +17,6 @@ export const RATE_LIMIT_EXCEEDED = defineEvent({
     retryAfterSeconds: Type.Integer({ examples: [3] }),
   }),
 });
+
+/** Every event this module emits, for its KeelModule vocabulary. */
+export const RATE_LIMIT_EVENTS = [RATE_LIMIT_EXCEEDED];

@@ -19,7 +19,7 @@ import {
   withFailover,
 } from './limiter.ts';
 
-export { RATE_LIMIT_EXCEEDED } from './events.ts';
+export { RATE_LIMIT_EVENTS, RATE_LIMIT_EXCEEDED } from './events.ts';
 export {
   createExactLimiter,
   createLeasingLimiter,

@@ -21,3 +21,6 @@ export const WEBHOOK_TEST = defineEvent({
     message: Type.String({ examples: ['This is a test event from Keel.'] }),
   }),
 });
+
+/** Every event this module emits, for its KeelModule vocabulary. */
+export const WEBHOOK_EVENTS = [WEBHOOK_ENDPOINT_DISABLED, WEBHOOK_TEST];

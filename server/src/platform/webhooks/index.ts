@@ -3,6 +3,9 @@ import type { KeelModule } from '../../infra/module.ts';
 import type { Runtime } from '../../infra/runtime.ts';
 import type { EventsService } from '../events/index.ts';
 import { createDispatcher, type Dispatcher } from './dispatcher.ts';
+import { WEBHOOK_EVENTS } from './events.ts';
+import { WEBHOOK_IDS } from './ids.ts';
+import { WEBHOOKS_PERMISSIONS } from './permissions.ts';
 import { webhooksRoutes } from './routes.ts';
 import { createSender } from './sender.ts';
 import { createWebhooksService, type WebhooksService } from './service.ts';
@@ -31,6 +34,7 @@ export function createWebhooksModule(
   });
   return {
     name: 'webhooks',
+    vocabulary: { idPrefixes: WEBHOOK_IDS, permissions: WEBHOOKS_PERMISSIONS, events: WEBHOOK_EVENTS },
     service,
     dispatcher,
     routes: webhooksRoutes(service),

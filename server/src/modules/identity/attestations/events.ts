@@ -43,3 +43,6 @@ export const ATTESTATION_FAILED = defineEvent({
     reason: Type.String({ examples: ['the transaction reverted'] }),
   }),
 });
+
+/** Every event this module emits, for its KeelModule vocabulary. */
+export const ATTESTATION_EVENTS = [ATTESTATION_CONFIRMED, ATTESTATION_REVOKED, ATTESTATION_FAILED];

@@ -2,6 +2,9 @@ import type { KeelModule } from '../../../infra/module.ts';
 import type { Runtime } from '../../../infra/runtime.ts';
 import type { EventsService } from '../../../platform/events/index.ts';
 import type { VerdictSource } from '../index.ts';
+import { ATTESTATION_ERRORS } from './errors.ts';
+import { ATTESTATION_EVENTS } from './events.ts';
+import { ATTESTATION_IDS } from './ids.ts';
 import { attestationsRoutes } from './routes.ts';
 import { type AttestationsService, createAttestationsService } from './service.ts';
 import { createTracker, type Tracker } from './tracker.ts';
@@ -72,6 +75,7 @@ export function createIdentityAttestationsModule(
 
   return {
     name: 'identity-attestations',
+    vocabulary: { errors: ATTESTATION_ERRORS, idPrefixes: ATTESTATION_IDS, events: ATTESTATION_EVENTS },
     service,
     tracker,
     routes: attestationsRoutes(service),

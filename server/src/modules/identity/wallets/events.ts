@@ -31,3 +31,6 @@ export const WALLET_UNLINKED = defineEvent({
   description: 'A wallet was unlinked from its subject; it may now be linked to any subject of the org.',
   payload: Type.Object({ subjectId, walletId, accountId }),
 });
+
+/** Every event this module emits, for its KeelModule vocabulary. */
+export const IDENTITY_WALLET_EVENTS = [WALLET_LINKED, WALLET_UNLINKED];

@@ -2,6 +2,9 @@ import type { KeelModule } from '../../../infra/module.ts';
 import type { Runtime } from '../../../infra/runtime.ts';
 import type { EventsService } from '../../../platform/events/index.ts';
 import type { SubjectsService, WalletDirectory } from '../index.ts';
+import { IDENTITY_WALLET_ERRORS } from './errors.ts';
+import { IDENTITY_WALLET_EVENTS } from './events.ts';
+import { IDENTITY_WALLET_IDS } from './ids.ts';
 import { walletsRoutes } from './routes.ts';
 import { createWalletsService, type WalletsService } from './service.ts';
 
@@ -38,6 +41,11 @@ export function createIdentityWalletsModule(
   });
   return {
     name: 'identity-wallets',
+    vocabulary: {
+      errors: IDENTITY_WALLET_ERRORS,
+      idPrefixes: IDENTITY_WALLET_IDS,
+      events: IDENTITY_WALLET_EVENTS,
+    },
     service,
     directory: service.directory,
     routes: walletsRoutes(service),

@@ -2,6 +2,7 @@ import type { KeelModule } from '../../../infra/module.ts';
 import type { Runtime } from '../../../infra/runtime.ts';
 import { deploymentNamespace } from '../../rate-limit/index.ts';
 import type { AccessService } from '../service.ts';
+import { EMAIL_FLOW_ERRORS } from './errors.ts';
 import { emailFlowRoutes } from './routes.ts';
 import { createEmailFlowsService, type EmailFlowsService } from './service.ts';
 
@@ -27,6 +28,7 @@ export function createEmailFlowsModule(
   });
   return {
     name: 'access-email-flows',
+    vocabulary: { errors: EMAIL_FLOW_ERRORS },
     service,
     routes: emailFlowRoutes({ service }),
     jobs: [

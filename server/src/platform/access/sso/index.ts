@@ -3,6 +3,8 @@ import type { KeelModule } from '../../../infra/module.ts';
 import type { Runtime } from '../../../infra/runtime.ts';
 import { cookieSettings } from '../hooks.ts';
 import type { AccessService } from '../service.ts';
+import { SSO_ERRORS } from './errors.ts';
+import { SSO_IDS } from './ids.ts';
 import { createOidcClient } from './oidc.ts';
 import { ssoRoutes } from './routes.ts';
 import { createSsoService, type SsoService } from './service.ts';
@@ -33,6 +35,7 @@ export function createSsoModule(
   });
   return {
     name: 'access-sso',
+    vocabulary: { errors: SSO_ERRORS, idPrefixes: SSO_IDS },
     service,
     routes: ssoRoutes({
       service,

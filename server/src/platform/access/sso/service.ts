@@ -5,7 +5,7 @@ import type { ErrorCode } from '../../../infra/http/errors.ts';
 import type { IdGenerator } from '../../../infra/ids.ts';
 import type { SecretBox } from '../../../infra/keystore/secret-box.ts';
 import type { Logger } from '../../../infra/observability/logger.ts';
-import { holdsAll, ROLE_PERMISSIONS, type Role } from '../domain/permissions.ts';
+import { holdsAll, type Role, rolePermissions } from '../domain/permissions.ts';
 import { hashToken } from '../domain/tokens.ts';
 import type { AccessService, Actor, RequestOrigin, Session, User } from '../service.ts';
 import { type OidcClient, type OidcClientSettings, OidcError } from './oidc.ts';
@@ -232,7 +232,7 @@ export function createSsoService(deps: SsoDeps) {
         return failure('VALIDATION_FAILED', 'emailDomains must be domain names such as acme.example');
       const existing = await store.findConnection(db, orgId);
       const defaultRole = input.defaultRole ?? existing?.default_role ?? 'viewer';
-      if (!holdsAll(actor.permissions, ROLE_PERMISSIONS[defaultRole])) {
+      if (!holdsAll(actor.permissions, rolePermissions(defaultRole))) {
         return failure('FORBIDDEN', `Granting ${defaultRole} on sign-in needs every permission of that role`);
       }
       const clientSecret =

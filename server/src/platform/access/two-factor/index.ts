@@ -1,9 +1,11 @@
+import type { Permission } from '../../../infra/http/auth.ts';
 import type { KeelModule } from '../../../infra/module.ts';
 import type { Runtime } from '../../../infra/runtime.ts';
 import { deploymentNamespace } from '../../rate-limit/index.ts';
-import { isKnownPermission, isSessionOnly } from '../domain/permissions.ts';
+import { isSessionOnly } from '../domain/permissions.ts';
 import { cookieSettings } from '../hooks.ts';
 import type { AccessService } from '../service.ts';
+import { TWO_FACTOR_ERRORS } from './errors.ts';
 import { twoFactorPolicyHook, twoFactorRoutes } from './routes.ts';
 import { createTwoFactorService, type TwoFactorService } from './service.ts';
 
@@ -25,10 +27,11 @@ export function createTwoFactorModule(
   });
   return {
     name: 'access-two-factor',
+    vocabulary: { errors: TWO_FACTOR_ERRORS },
     service,
     hooks: twoFactorPolicyHook({
       service,
-      isSessionOnly: (permission) => isKnownPermission(permission) && isSessionOnly(permission),
+      isSessionOnly: (permission) => isSessionOnly(permission as Permission),
     }),
     routes: twoFactorRoutes({ service, access, cookies: cookieSettings(runtime.config) }),
   };

@@ -2,6 +2,8 @@ import type { KeelModule } from '../../../infra/module.ts';
 import type { Runtime } from '../../../infra/runtime.ts';
 import { cookieSettings } from '../hooks.ts';
 import type { AccessService } from '../service.ts';
+import { WALLET_SIGN_IN_ERRORS } from './errors.ts';
+import { WALLET_SIGN_IN_IDS } from './ids.ts';
 import { walletRoutes } from './routes.ts';
 import { createWalletService, type WalletService } from './service.ts';
 
@@ -36,6 +38,7 @@ export function createWalletModule(
   });
   return {
     name: 'access-wallet',
+    vocabulary: { errors: WALLET_SIGN_IN_ERRORS, idPrefixes: WALLET_SIGN_IN_IDS },
     service,
     routes: walletRoutes({
       service,
